@@ -1,0 +1,48 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The compute core is numeric: build its C kernels with full optimization even in debug builds,
+// and keep the baseline portable (the kernels dispatch to AVX2+FMA at run time; docs/architecture.md).
+let kernelFlags: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "Flux",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "fluxctl", targets: ["fluxctl"]),
+        .executable(name: "flux-bench", targets: ["flux-bench"]),
+        .library(name: "FluxViT", targets: ["FluxViT"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // System-library shims, found through pkg-config (design §2).
+        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CFFmpeg", pkgConfig: "libavformat libavcodec libavutil libswscale",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
+
+        // Compute core.
+        .target(name: "CFluxKernels", cSettings: kernelFlags),
+        .target(name: "FluxTensor", dependencies: ["COpenBLAS", "CFluxKernels"]),
+        .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
+
+        // Executables: thin command trees.
+        .executableTarget(
+            name: "fluxctl",
+            dependencies: ["FluxViT", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "flux-bench",
+            dependencies: ["FluxViT", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // Tests.
+        .target(name: "FluxTestKit", dependencies: ["FluxTensor", "FluxViT"]),
+        .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
+        .testTarget(
+            name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],
+            resources: [.copy("Goldens")]),
+    ]
+)

@@ -1,0 +1,107 @@
+import CFluxKernels
+
+// Swift faces of the C kernels in CFluxKernels. Each works on a row range in the caller's thread;
+// see flux_kernels.h for the exact contracts. Spec sections are given per kernel.
+
+/// RMSNorm over the last axis (spec §4.1, §4.4): y = x / √(mean(x²) + ε) ⊙ w. x, y: [rows, cols].
+public enum RMSNorm {
+    /// In place allowed (y == x with equal ld). rstd, if given, receives 1/√(mean(x²)+ε) per row.
+    @inline(__always)
+    public static func forward(
+        rows: Int, cols: Int, x: UnsafePointer<Float>, ldx: Int, weight: UnsafePointer<Float>, eps: Float,
+        y: UnsafeMutablePointer<Float>, ldy: Int, rstd: UnsafeMutablePointer<Float>? = nil
+    ) {
+        guard rows > 0 else { return }
+        flux_rmsnorm_forward(Int32(rows), Int32(cols), x, Int32(ldx), weight, eps, y, Int32(ldy), rstd)
+    }
+}
+
+/// LayerNorm over the last axis (spec §4.5–4.7), biased variance. x, y: [rows, cols].
+public enum LayerNorm {
+    /// In place allowed. mean and rstd, if given, receive the per-row statistics.
+    @inline(__always)
+    public static func forward(
+        rows: Int, cols: Int, x: UnsafePointer<Float>, ldx: Int, weight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>, eps: Float, y: UnsafeMutablePointer<Float>, ldy: Int,
+        mean: UnsafeMutablePointer<Float>? = nil, rstd: UnsafeMutablePointer<Float>? = nil
+    ) {
+        guard rows > 0 else { return }
+        flux_layernorm_forward(
+            Int32(rows), Int32(cols), x, Int32(ldx), weight, bias, eps, y, Int32(ldy), mean, rstd)
+    }
+}
+
+/// Which GELU (spec §2): the exact erf form, or PyTorch's tanh approximation that the released
+/// checkpoints were trained with.
+public enum GELUKind: String, Sendable, CaseIterable, Codable {
+    case erf
+    case tanh
+}
+
+/// Bias plus GELU, fused (spec §4.4 MLP): x ← GELU(x + bias) in place. x: [rows, cols], ld = cols.
+public enum GELU {
+    /// pre, if given, receives x + bias before the activation, for the backward pass.
+    @inline(__always)
+    public static func forward(
+        rows: Int, cols: Int, x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, kind: GELUKind,
+        pre: UnsafeMutablePointer<Float>? = nil
+    ) {
+        guard rows > 0 else { return }
+        flux_bias_gelu_forward(
+            Int32(rows), Int32(cols), x, bias, Int32(kind == .tanh ? FLUX_GELU_TANH : FLUX_GELU_ERF), pre)
+    }
+}
+
+/// Elementwise helpers of the block (spec §4.4).
+public enum Elementwise {
+    /// Residual with LayerScale: x += γ ⊙ (y + bias). x, y: [rows, cols].
+    @inline(__always)
+    public static func residualScaleAdd(
+        rows: Int, cols: Int, x: UnsafeMutablePointer<Float>, ldx: Int, y: UnsafePointer<Float>, ldy: Int,
+        bias: UnsafePointer<Float>?, gamma: UnsafePointer<Float>
+    ) {
+        guard rows > 0 else { return }
+        flux_residual_scale_add(Int32(rows), Int32(cols), x, Int32(ldx), y, Int32(ldy), bias, gamma)
+    }
+
+    /// Per-channel scale and shift (GPE, LPE): y = x ⊙ w + b, or y += x ⊙ w + b.
+    @inline(__always)
+    public static func scaleShift(
+        rows: Int, cols: Int, x: UnsafePointer<Float>, ldx: Int, weight: UnsafePointer<Float>,
+        bias: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool
+    ) {
+        guard rows > 0 else { return }
+        flux_scale_shift(Int32(rows), Int32(cols), x, Int32(ldx), weight, bias, y, Int32(ldy), accumulate ? 1 : 0)
+    }
+}
+
+/// Which code path the C kernels take.
+public enum KernelDispatch {
+    /// True when the AVX2+FMA kernels run (CPU support and not forced portable).
+    public static var usesAVX2: Bool { flux_kernels_uses_avx2() != 0 }
+    /// Forces the portable fallback (tests compare both paths).
+    public static func forcePortable(_ portable: Bool) { flux_kernels_set_portable(portable ? 1 : 0) }
+}
+
+/// Multi-head self-attention core for one head (spec §4.4): out = softmax(scale·q·kᵀ)·v, fused and
+/// tiled so that the n×n score matrix never exists (flash-attention style, online softmax).
+public enum Attention {
+    /// Scratch floats one call needs.
+    public static func scratchCount(keys: Int, headDim: Int) -> Int {
+        flux_attention_scratch_floats(Int32(keys), Int32(headDim))
+    }
+
+    /// q: [queries, headDim] (ld ldq), k, v: [keys, headDim] (ld ldk, ldv), out: [queries, headDim]
+    /// (ld ldo). lse, if given, receives log Σ exp(scores) per query row, for the backward pass.
+    @inline(__always)
+    public static func forward(
+        queries: Int, keys: Int, headDim: Int, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>,
+        ldk: Int, v: UnsafePointer<Float>, ldv: Int, scale: Float, out: UnsafeMutablePointer<Float>, ldo: Int,
+        lse: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>
+    ) {
+        guard queries > 0 else { return }
+        flux_attention_forward(
+            Int32(queries), Int32(keys), Int32(headDim), q, Int32(ldq), k, Int32(ldk), v, Int32(ldv), scale, out,
+            Int32(ldo), lse, scratch)
+    }
+}

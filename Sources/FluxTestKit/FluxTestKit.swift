@@ -1,0 +1,106 @@
+import Foundation
+import FluxTensor
+import FluxViT
+import Testing
+
+/// Helpers shared by the test targets (as NIOTestUtils is): golden files and tensor comparison.
+public enum Goldens {
+    /// Reads a golden safetensors file from a test target's resource folder, failing with the
+    /// command that regenerates it when it is missing or of another format version.
+    public static func load(_ name: String, in folder: URL) throws -> SafeTensors.File {
+        let path = folder.appendingPathComponent(name).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw GoldenError.missing(path: path)
+        }
+        let file = try SafeTensors.read(path: path)
+        guard file.metadata["format"] == "1" else {
+            throw GoldenError.stale(path: path, format: file.metadata["format"] ?? "none")
+        }
+        return file
+    }
+
+    /// Names of the golden files in `folder` that start with `prefix`, sorted.
+    public static func names(withPrefix prefix: String, in folder: URL) -> [String] {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return all.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".safetensors") }.sorted()
+    }
+}
+
+/// A golden file that cannot be used.
+public enum GoldenError: Error, CustomStringConvertible {
+    case missing(path: String)
+    case stale(path: String, format: String)
+
+    public var description: String {
+        switch self {
+        case let .missing(path):
+            "golden file '\(path)' is missing.\n---> HINT: regenerate the goldens with `make goldens` (needs torch; see Tests/FluxViTTests/Goldens/README.md)."
+        case let .stale(path, format):
+            "golden file '\(path)' has format '\(format)', the tests read format 1.\n---> HINT: regenerate with `make goldens`."
+        }
+    }
+}
+
+/// Compares two tensors with a tolerance that scales with the expected values
+/// (max |a − e| ≤ tolerance · max(1, max |e|)); on failure records the name, the largest
+/// difference and where, the scale, and the first five (actual, expected) pairs.
+@discardableResult
+public func expectClose(
+    _ actual: Tensor, _ expected: Tensor, _ name: String, tolerance: Float = 1e-4,
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> Bool {
+    guard actual.shape == expected.shape else {
+        Issue.record("\(name): shape \(actual.shape), expected \(expected.shape)", sourceLocation: sourceLocation)
+        return false
+    }
+    let scale = max(1, expected.maxAbs)
+    var worst: Float = 0
+    var worstIndex = 0
+    for i in 0..<actual.count {
+        let d = abs(actual.scalars[i] - expected.scalars[i])
+        if d > worst || d.isNaN {
+            worst = d.isNaN ? .infinity : d
+            worstIndex = i
+        }
+    }
+    if worst <= tolerance * scale { return true }
+    let pairs = (0..<min(5, actual.count)).map { "(\(actual.scalars[$0]), \(expected.scalars[$0]))" }.joined(separator: " ")
+    Issue.record(
+        """
+        \(name): max |diff| \(worst) at flat index \(worstIndex) (actual \(actual.scalars[worstIndex]), \
+        expected \(expected.scalars[worstIndex])) exceeds \(tolerance) × scale \(scale); first pairs: \(pairs)
+        """, sourceLocation: sourceLocation)
+    return false
+}
+
+/// Deterministic pseudo-random numbers for tests (SplitMix64), independent of the platform.
+public struct TestRandom {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// Next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [low, high).
+    public mutating func uniform(_ low: Float = 0, _ high: Float = 1) -> Float {
+        low + (high - low) * Float(next() >> 40) / Float(1 << 24)
+    }
+
+    /// Standard normal (Box–Muller).
+    public mutating func normal() -> Float {
+        let u1 = max(uniform(), 1e-7), u2 = uniform()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+    }
+
+    /// A tensor of standard normal values.
+    public mutating func tensor(_ shape: [Int], scale: Float = 1) -> Tensor {
+        Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in normal() * scale })
+    }
+}

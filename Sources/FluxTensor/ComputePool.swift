@@ -94,10 +94,12 @@ public final class ComputePool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let work = body!
+            var work = body
             condition.unlock()
 
-            work(ComputeContext(index: index, count: threadCount, pool: self))
+            work?(ComputeContext(index: index, count: threadCount, pool: self))
+            // Drop our reference before reporting done: `run` requires the body not to outlive it.
+            work = nil
 
             condition.lock()
             pending -= 1

@@ -1,0 +1,47 @@
+# Flux: the two commands a newcomer needs are `make demo` and `make test` (README).
+SWIFT      ?= swift
+# Tests and tools build optimized: debug Swift is 10–100× slower on numeric loops.
+RELEASE    := -c release -Xswiftc -enable-testing
+BIN        := .build/release
+FLUX_VENV  ?= $(HOME)/.cache/flux/venv
+THREADS    ?= 2
+
+.PHONY: all deps build test smoke-bench bench goldens anchors demo clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+build: deps
+	$(SWIFT) build $(RELEASE)
+
+test: deps
+	$(SWIFT) build $(RELEASE) --build-tests
+	$(SWIFT) test $(RELEASE) --skip-build
+	@$(MAKE) --no-print-directory smoke-bench
+
+# Benchmarks never rot: one tiny run, its JSON parsed.
+smoke-bench:
+	@$(BIN)/flux-bench forward --preset configs/models/tiny-test.yaml --frames 4 --size 8 --runs 1 --warmup 0 --json \
+	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["median_s"]>0 and d["gmacs"]>0, d; print("smoke flux-bench forward:", d["median_s"], "s")'
+	@$(BIN)/flux-bench sgemm --tokens 64 --runs 1 --json \
+	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["gflop_per_s"]>0, d; print("smoke flux-bench sgemm:", round(d["gflop_per_s"],1), "GFLOP/s")'
+
+# Our figures beside the anchors (PyTorch, ONNX Runtime) in one run; see docs/benchmarks.md.
+bench: build
+	python3 tools/bench.py --threads $(THREADS) --venv $(FLUX_VENV)
+
+anchors:
+	tools/reference/setup_venv.sh
+
+goldens: anchors
+	$(FLUX_VENV)/bin/python tools/reference/make_goldens.py
+
+# For now: one forward pass of FluxViT-S on a random clip (random weights: the classes mean nothing).
+demo: build
+	$(BIN)/fluxctl infer --model configs/models/fluxvit-small.yaml --random-clip --frames 8 --size 224 --threads $(THREADS)
+	$(BIN)/fluxctl infer --model configs/models/fluxvit-small.yaml --random-clip --frames 16 --size 224 --budget 2048 --threads $(THREADS)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""`make bench`: Flux's figures beside the anchors', measured in one run on this machine.
+
+Runs flux-bench (sgemm ceiling, forward at 1024/2048/3072 tokens) and, when the anchors' venv
+exists (`make anchors`), the same model in PyTorch and ONNX Runtime (tools/anchors). Prints a table
+with the ratios and writes every raw JSON line to bench-out/bench.json. Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / ".build" / "release" / "flux-bench"
+SHAPES = [(4, 224), (8, 224), (12, 224)]  # 1024, 2048, 3072 tokens of FluxViT-S
+TARGETS = {1024: 0.75, 2048: 0.85, 3072: 0.85}  # share of the same-run sgemm rate (design §6)
+
+
+def run_json(cmd: list[str]) -> list[dict]:
+    print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--venv", default=os.environ.get("FLUX_VENV", str(Path.home() / ".cache/flux/venv")))
+    parser.add_argument("--no-anchors", action="store_true")
+    args = parser.parse_args()
+
+    records: list[dict] = []
+    sgemm = run_json([str(BENCH), "sgemm", "--threads", str(args.threads), "--runs", str(args.runs), "--json"])[0]
+    records.append(sgemm)
+    python = Path(args.venv) / "bin" / "python"
+    anchors = not args.no_anchors and python.exists()
+    if not anchors and not args.no_anchors:
+        print(f"note: no anchors venv at {args.venv}; run `make anchors` to compare with PyTorch and ONNX Runtime",
+              file=sys.stderr)
+
+    rows = []
+    for frames, size in SHAPES:
+        ours = run_json([str(BENCH), "forward", "--preset", "fluxvit-small", "--frames", str(frames), "--size", str(size),
+                         "--threads", str(args.threads), "--runs", str(args.runs), "--json"])[0]
+        records.append(ours)
+        theirs = {}
+        if anchors:
+            for rec in run_json([str(python), str(ROOT / "tools/anchors/forward_bench.py"), "--preset", "fluxvit-small",
+                                 "--frames", str(frames), "--size", str(size), "--threads", str(args.threads),
+                                 "--runs", str(args.runs)]):
+                records.append(rec)
+                theirs[rec["engine"]] = rec
+        rows.append((ours, theirs))
+
+    rate = sgemm["gflop_per_s"]
+    print()
+    print(f"OpenBLAS sgemm on the model's Linear shapes, {args.threads} threads: {rate:.1f} GFLOP/s "
+          f"(4096³: {sgemm['shapes'][2]['gflop_per_s']:.1f})")
+    print()
+    header = f"{'tokens':>6} {'GMACs':>6} {'Flux s':>7} {'GFLOP/s':>7} {'% sgemm':>7} {'target':>6}"
+    if anchors:
+        header += f" {'PyTorch s':>9} {'ORT s':>7} {'Flux vs ORT':>11}"
+    print(header)
+    for ours, theirs in rows:
+        share = ours["gflop_per_s"] / rate
+        tokens = ours["tokens"]
+        line = (f"{tokens:>6} {ours['gmacs']:>6.1f} {ours['median_s']:>7.3f} {ours['gflop_per_s']:>7.1f} "
+                f"{100 * share:>6.0f}% {100 * TARGETS.get(tokens, 0):>5.0f}%")
+        if anchors:
+            pt = theirs.get("pytorch", {}).get("median_s")
+            ort = theirs.get("onnxruntime", {}).get("median_s")
+            line += f" {pt or float('nan'):>9.3f} {ort or float('nan'):>7.3f}"
+            line += f" {ort / ours['median_s']:>10.2f}×" if ort else f" {'—':>11}"
+        print(line)
+    out = ROOT / "bench-out"
+    out.mkdir(exist_ok=True)
+    (out / "bench.json").write_text("\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n")
+    print(f"\nraw results: {out / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

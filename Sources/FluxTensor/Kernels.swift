@@ -79,7 +79,8 @@ public enum Elementwise {
 public enum KernelDispatch {
     /// True when the AVX2+FMA kernels run (CPU support and not forced portable).
     public static var usesAVX2: Bool { flux_kernels_uses_avx2() != 0 }
-    /// Forces the portable fallback (tests compare both paths).
+    /// Forces the portable fallback on the calling thread only (tests compare both paths; run the
+    /// model with one thread to use it there). FLUX_PORTABLE_KERNELS=1 forces it process-wide.
     public static func forcePortable(_ portable: Bool) { flux_kernels_set_portable(portable ? 1 : 0) }
 }
 

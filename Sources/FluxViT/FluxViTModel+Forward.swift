@@ -167,7 +167,7 @@ extension FluxViTModel {
     /// Rebuilds the GPE'd and resized position table when the grid or the parameters changed.
     func preparePositionEmbedding(_ g: Geometry) {
         let key = [g.T, g.h, g.w]
-        if let cached = cachedPosition, cached.key == key, cached.version == 0 { return }
+        if cachedPositionGrid == key { return }
         let c = config, C = c.embedDim
         let out = workspace.buffer(Slot.pos, count: (1 + g.N) * C)
         let scratch = workspace.buffer(
@@ -181,13 +181,13 @@ extension FluxViTModel {
                 pos: pos, gpeWeight: gw, gpeBias: gb, baseFrames: c.numFrames, baseGrid: c.baseGrid, frames: g.T,
                 height: g.h, width: g.w, channelCount: C, channels: ctx.rows(C), scratch: scratch, out: out)
         }
-        cachedPosition = (key, 0)
+        cachedPositionGrid = key
     }
 
     /// Reorders the patch projection weight from (out, channel, row, column) to the pixel order of
     /// the flattened patch (row, column, channel), so the projection is one GEMM (spec §4.1).
     func preparePatchWeight() {
-        if cachedPatchWeightVersion != nil { return }
+        if patchWeightIsCurrent { return }
         let c = config, C = c.embedDim, P = c.patchSize, P3 = 3 * P * P
         let source = parameters.pointer("patch_embed.proj.weight")
         let target = workspace.buffer(Slot.patchWeight, count: C * P3)
@@ -200,7 +200,7 @@ extension FluxViTModel {
                 }
             }
         }
-        cachedPatchWeightVersion = 0
+        patchWeightIsCurrent = true
     }
 
     /// Patch embedding with dual RMSNorm (spec §4.1) for this thread's share of the B·N patches.
@@ -271,18 +271,17 @@ extension FluxViTModel {
 
     /// One transformer block (spec §4.4) on this thread's rows, with one barrier.
     func blockForward(_ ctx: ComputeContext, block i: Int, _ g: Geometry, _ buf: Buffers) {
-        let c = config, C = c.embedDim, C3 = 3 * C, Hd = c.hiddenDim, p = parameters
-        let name = "blocks.\(i)."
+        let c = config, C = c.embedDim, C3 = 3 * C, Hd = c.hiddenDim, wt = blocks[i]
         let rows = ctx.rows(g.rows)
         let r0 = rows.lowerBound, count = rows.count
         let x = buf.x + r0 * C, xn = buf.xn + r0 * C, qkvAll = buf.qkv[i % 2], qkv = qkvAll + r0 * C3
         let attn = buf.attn + r0 * C, hidden = buf.hidden + r0 * Hd
 
         // x̂ = RMSNorm₁(x); [q k v] = x̂·W_qkvᵀ; q, k ← RMSNorm over all C channels.
-        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: p.pointer(name + "norm1.weight"), eps: 1e-6, y: xn, ldy: C)
-        Linear.forward(rows: count, inFeatures: C, outFeatures: C3, x: xn, ldx: C, weight: p.pointer(name + "attn.qkv.weight"), y: qkv, ldy: C3)
-        RMSNorm.forward(rows: count, cols: C, x: qkv, ldx: C3, weight: p.pointer(name + "attn.q_norm.weight"), eps: 1e-6, y: qkv, ldy: C3)
-        RMSNorm.forward(rows: count, cols: C, x: qkv + C, ldx: C3, weight: p.pointer(name + "attn.k_norm.weight"), eps: 1e-6, y: qkv + C, ldy: C3)
+        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: wt.norm1, eps: 1e-6, y: xn, ldy: C)
+        Linear.forward(rows: count, inFeatures: C, outFeatures: C3, x: xn, ldx: C, weight: wt.qkv, y: qkv, ldy: C3)
+        RMSNorm.forward(rows: count, cols: C, x: qkv, ldx: C3, weight: wt.qNorm, eps: 1e-6, y: qkv, ldy: C3)
+        RMSNorm.forward(rows: count, cols: C, x: qkv + C, ldx: C3, weight: wt.kNorm, eps: 1e-6, y: qkv + C, ldy: C3)
         ctx.barrier()
 
         // Per head softmax(q·kᵀ/√d)·v for this thread's query rows, sample by sample.
@@ -302,22 +301,22 @@ extension FluxViTModel {
         }
         // out = (heads + LPE(v))·W_projᵀ + b; x += γ₁ ⊙ out.
         Elementwise.scaleShift(
-            rows: count, cols: C, x: qkv + 2 * C, ldx: C3, weight: p.pointer(name + "attn.lpe.depthwise_conv.weight"),
-            bias: p.pointer(name + "attn.lpe.depthwise_conv.bias"), y: attn, ldy: C, accumulate: true)
-        Linear.forward(rows: count, inFeatures: C, outFeatures: C, x: attn, ldx: C, weight: p.pointer(name + "attn.proj.weight"), y: xn, ldy: C)
-        buf.capture(name + "attn.out", rows: rows, from: buf.xn, ld: C, cols: C, bias: p.pointer(name + "attn.proj.bias"))
+            rows: count, cols: C, x: qkv + 2 * C, ldx: C3, weight: wt.lpeWeight,
+            bias: wt.lpeBias, y: attn, ldy: C, accumulate: true)
+        Linear.forward(rows: count, inFeatures: C, outFeatures: C, x: attn, ldx: C, weight: wt.proj, y: xn, ldy: C)
+        if !buf.captures.isEmpty { buf.capture("blocks.\(i).attn.out", rows: rows, from: buf.xn, ld: C, cols: C, bias: wt.projBias) }
         Elementwise.residualScaleAdd(
-            rows: count, cols: C, x: x, ldx: C, y: xn, ldy: C, bias: p.pointer(name + "attn.proj.bias"),
-            gamma: p.pointer(name + "ls1.gamma"))
+            rows: count, cols: C, x: x, ldx: C, y: xn, ldy: C, bias: wt.projBias,
+            gamma: wt.gamma1)
 
         // x += γ₂ ⊙ fc2(GELU(fc1(RMSNorm₂(x)))).
-        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: p.pointer(name + "norm2.weight"), eps: 1e-6, y: xn, ldy: C)
-        Linear.forward(rows: count, inFeatures: C, outFeatures: Hd, x: xn, ldx: C, weight: p.pointer(name + "mlp.fc1.weight"), y: hidden, ldy: Hd)
-        GELU.forward(rows: count, cols: Hd, x: hidden, bias: p.pointer(name + "mlp.fc1.bias"), kind: c.gelu)
-        Linear.forward(rows: count, inFeatures: Hd, outFeatures: C, x: hidden, ldx: Hd, weight: p.pointer(name + "mlp.fc2.weight"), y: attn, ldy: C)
+        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: wt.norm2, eps: 1e-6, y: xn, ldy: C)
+        Linear.forward(rows: count, inFeatures: C, outFeatures: Hd, x: xn, ldx: C, weight: wt.fc1, y: hidden, ldy: Hd)
+        GELU.forward(rows: count, cols: Hd, x: hidden, bias: wt.fc1Bias, kind: c.gelu)
+        Linear.forward(rows: count, inFeatures: Hd, outFeatures: C, x: hidden, ldx: Hd, weight: wt.fc2, y: attn, ldy: C)
         Elementwise.residualScaleAdd(
-            rows: count, cols: C, x: x, ldx: C, y: attn, ldy: C, bias: p.pointer(name + "mlp.fc2.bias"),
-            gamma: p.pointer(name + "ls2.gamma"))
-        buf.capture(name + "out", rows: rows, from: buf.x, ld: C, cols: C)
+            rows: count, cols: C, x: x, ldx: C, y: attn, ldy: C, bias: wt.fc2Bias,
+            gamma: wt.gamma2)
+        if !buf.captures.isEmpty { buf.capture("blocks.\(i).out", rows: rows, from: buf.x, ld: C, cols: C) }
     }
 }

@@ -13,15 +13,21 @@ public final class FluxViTModel {
     public let pool: ComputePool
 
     let workspace = Workspace()
-    var cachedPosition: (key: [Int], version: Int)?
-    var cachedPatchWeightVersion: Int?
+    /// Pointers to each block's parameters, resolved once (no name lookups in the hot loop).
+    let blocks: [BlockWeights]
+    /// Grid (T, h, w) of the cached position table; nil when it must be rebuilt.
+    var cachedPositionGrid: [Int]?
+    /// Whether the reordered patch weight is current.
+    var patchWeightIsCurrent = false
 
     /// A model of `config` with all-zero parameters (load weights next), running on `threads`.
     public init(config: FluxViTConfig, threads: Int = 2) throws(ConfigError) {
         try config.validate()
         self.config = config
-        self.parameters = ParameterStore(config: config)
+        let parameters = ParameterStore(config: config)
+        self.parameters = parameters
         self.pool = ComputePool(threads: threads)
+        self.blocks = (0..<config.depth).map { BlockWeights(parameters, block: $0) }
     }
 
     /// Loads parameters from a safetensors file (see `ParameterStore.load(path:)`).
@@ -32,8 +38,8 @@ public final class FluxViTModel {
 
     /// Call after writing parameters directly, so cached derived tables are rebuilt.
     public func parametersChanged() {
-        cachedPosition = nil
-        cachedPatchWeightVersion = nil
+        cachedPositionGrid = nil
+        patchWeightIsCurrent = false
     }
 }
 
@@ -56,4 +62,29 @@ public struct ForwardOutput: Sendable {
     /// Named intermediate activations, when asked for (`patch_embed`, `pos_embed`, `tokens`,
     /// `blocks.i.attn.out`, `blocks.i.out`).
     public var intermediates: [String: Tensor]
+}
+
+/// One block's parameters (spec §3 `blocks.i.*`), as pointers into the parameter store.
+struct BlockWeights {
+    let norm1, qkv, qNorm, kNorm, lpeWeight, lpeBias, proj, projBias, gamma1: UnsafeMutablePointer<Float>
+    let norm2, fc1, fc1Bias, fc2, fc2Bias, gamma2: UnsafeMutablePointer<Float>
+
+    init(_ p: ParameterStore, block i: Int) {
+        let b = "blocks.\(i)."
+        norm1 = p.pointer(b + "norm1.weight")
+        qkv = p.pointer(b + "attn.qkv.weight")
+        qNorm = p.pointer(b + "attn.q_norm.weight")
+        kNorm = p.pointer(b + "attn.k_norm.weight")
+        lpeWeight = p.pointer(b + "attn.lpe.depthwise_conv.weight")
+        lpeBias = p.pointer(b + "attn.lpe.depthwise_conv.bias")
+        proj = p.pointer(b + "attn.proj.weight")
+        projBias = p.pointer(b + "attn.proj.bias")
+        gamma1 = p.pointer(b + "ls1.gamma")
+        norm2 = p.pointer(b + "norm2.weight")
+        fc1 = p.pointer(b + "mlp.fc1.weight")
+        fc1Bias = p.pointer(b + "mlp.fc1.bias")
+        fc2 = p.pointer(b + "mlp.fc2.weight")
+        fc2Bias = p.pointer(b + "mlp.fc2.bias")
+        gamma2 = p.pointer(b + "ls2.gamma")
+    }
 }

@@ -4,7 +4,8 @@
 // across its fixed thread pool (style §E), so nothing here spawns threads or allocates.
 // Each public function picks, once per process, an AVX2+FMA variant (compiled with
 // __attribute__((target("avx2,fma")))) when the CPU has it, else a portable C fallback.
-// `flux_kernels_set_portable(1)` forces the fallback (tests compare both paths).
+// `flux_kernels_set_portable(1)` forces the fallback on the calling thread (tests compare both
+// paths); FLUX_PORTABLE_KERNELS=1 in the environment forces it for the whole process.
 //
 // Shapes use the spec's letters: rows of `cols` floats; a leading dimension `ld*` is the
 // distance in floats between the starts of consecutive rows (>= cols).
@@ -19,7 +20,7 @@ extern "C" {
 
 /// 1 when the AVX2+FMA variants are in use, 0 for the portable fallback.
 int flux_kernels_uses_avx2(void);
-/// Forces the portable fallback (1) or restores automatic dispatch (0). For tests and benchmarks.
+/// Forces the portable fallback (1) or restores automatic dispatch (0) on the calling thread only.
 void flux_kernels_set_portable(int portable);
 
 // ---------------------------------------------------------------------------------------------

@@ -13,53 +13,64 @@ import Glibc
 /// (threads are never nested), so each thread's GEMMs run on its own rows.
 ///
 /// Contract: one `run` at a time per pool (calls are serialized by a lock); `body` must not call
-/// `run` on the same pool.
+/// `run` on the same pool. Dropping the pool stops its threads.
 public final class ComputePool: @unchecked Sendable {
     /// Threads that execute each body, the caller's included.
-    public let threadCount: Int
+    public var threadCount: Int { core.threadCount }
 
-    private var workers: [Thread] = []
+    private let core: PoolCore
+
+    /// Creates a pool of `threads` threads (at least 1) and makes OpenBLAS single-threaded.
+    public init(threads: Int) {
+        BLAS.useSingleThread()
+        let core = PoolCore(threadCount: max(1, threads))
+        self.core = core
+        for index in 1..<core.threadCount {
+            // Workers hold the core, not the pool, so the pool can go away while they wind down.
+            let thread = Thread { core.workerLoop(index: index) }
+            thread.name = "flux-compute-\(index)"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
+    deinit { core.shutDown() }
+
+    /// Runs `body` on every thread of the pool and returns when all have finished.
+    public func run(_ body: (ComputeContext) -> Void) { core.run(body) }
+}
+
+/// The state the pool's threads share: the current body, a generation counter and a barrier.
+private final class PoolCore: @unchecked Sendable {
+    let threadCount: Int
     private let condition = NSCondition()
     private let runLock = NSLock()
     private var generation = 0
     private var pending = 0
     private var shuttingDown = false
     private var body: ((ComputeContext) -> Void)?
-    private var barrier = pthread_barrier_t()
+    private let barrier: UnsafeMutablePointer<pthread_barrier_t>
 
-    /// Creates a pool of `threads` threads (at least 1) and makes OpenBLAS single-threaded.
-    public init(threads: Int) {
-        threadCount = max(1, threads)
-        BLAS.useSingleThread()
-        pthread_barrier_init(&barrier, nil, UInt32(threadCount))
-        for index in 1..<max(threadCount, 1) {
-            let thread = Thread { [unowned self] in self.workerLoop(index: index) }
-            thread.name = "flux-compute-\(index)"
-            thread.stackSize = 8 << 20
-            workers.append(thread)
-            thread.start()
-        }
+    init(threadCount: Int) {
+        self.threadCount = threadCount
+        barrier = .allocate(capacity: 1)
+        pthread_barrier_init(barrier, nil, UInt32(threadCount))
     }
 
     deinit {
+        pthread_barrier_destroy(barrier)
+        barrier.deallocate()
+    }
+
+    func shutDown() {
         condition.lock()
         shuttingDown = true
         generation += 1
         condition.broadcast()
         condition.unlock()
-        // Workers hold `unowned self`; wait until they have left the loop.
-        while true {
-            condition.lock()
-            let done = pending == -(threadCount - 1)
-            condition.unlock()
-            if done { break }
-            usleep(100)
-        }
-        pthread_barrier_destroy(&barrier)
     }
 
-    /// Runs `body` on every thread of the pool and returns when all have finished.
-    public func run(_ body: (ComputeContext) -> Void) {
+    func run(_ body: (ComputeContext) -> Void) {
         runLock.lock()
         defer { runLock.unlock() }
         withoutActuallyEscaping(body) { escapable in
@@ -70,7 +81,7 @@ public final class ComputePool: @unchecked Sendable {
             condition.broadcast()
             condition.unlock()
 
-            escapable(ComputeContext(index: 0, count: threadCount, pool: self))
+            escapable(ComputeContext(index: 0, count: threadCount, barrier: barrier))
 
             condition.lock()
             while pending > 0 { condition.wait() }
@@ -79,25 +90,20 @@ public final class ComputePool: @unchecked Sendable {
         }
     }
 
-    fileprivate func waitAtBarrier() {
-        if threadCount > 1 { pthread_barrier_wait(&barrier) }
-    }
-
-    private func workerLoop(index: Int) {
+    func workerLoop(index: Int) {
         var seen = 0
         while true {
             condition.lock()
             while generation == seen { condition.wait() }
             seen = generation
             if shuttingDown {
-                pending -= 1
                 condition.unlock()
                 return
             }
             var work = body
             condition.unlock()
 
-            work?(ComputeContext(index: index, count: threadCount, pool: self))
+            work?(ComputeContext(index: index, count: threadCount, barrier: barrier))
             // Drop our reference before reporting done: `run` requires the body not to outlive it.
             work = nil
 
@@ -115,16 +121,22 @@ public struct ComputeContext {
     public let index: Int
     /// Threads taking part.
     public let count: Int
-    fileprivate unowned let pool: ComputePool
+    fileprivate let barrierPointer: UnsafeMutablePointer<pthread_barrier_t>
+
+    fileprivate init(index: Int, count: Int, barrier: UnsafeMutablePointer<pthread_barrier_t>) {
+        self.index = index
+        self.count = count
+        self.barrierPointer = barrier
+    }
 
     /// Waits until every thread of the run has reached this barrier.
-    public func barrier() { pool.waitAtBarrier() }
+    public func barrier() {
+        if count > 1 { pthread_barrier_wait(barrierPointer) }
+    }
 
     /// This thread's contiguous share of `0 ..< total`, near-equal and in thread order.
     public func rows(_ total: Int) -> Range<Int> {
-        let start = total * index / count
-        let end = total * (index + 1) / count
-        return start..<end
+        total * index / count..<total * (index + 1) / count
     }
 
     /// Indices `i` of `0 ..< total` with `i % count == index` (for a few large items).

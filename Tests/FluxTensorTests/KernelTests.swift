@@ -176,6 +176,18 @@ import Testing
         }
     }
 
+    @Test func pool_droppedRightAfterCreation_stopsCleanly() {
+        // Regression: workers once held the pool unowned and trapped when it died before they ran.
+        for _ in 0..<50 {
+            let pool = ComputePool(threads: 2)
+            _ = pool.threadCount
+        }
+        let survivor = ComputePool(threads: 2)
+        var ran = 0
+        survivor.run { ctx in if ctx.index == 0 { ran += 1 } }
+        #expect(ran == 1)
+    }
+
     @Test func barrier_ordersPhases() {
         let pool = ComputePool(threads: 2)
         var data = [Int](repeating: 0, count: 2)

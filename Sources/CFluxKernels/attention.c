@@ -134,15 +134,16 @@ static void attention_portable(int n_queries, int n_keys, int head_dim, const fl
 
 #if FLUX_HAVE_X86
 
-// 2^x for x <= 127 (x <= -127 gives exactly 0; no NaN for finite or -inf x): n = round(x) by the
-// 1.5·2^23 addition trick, f = x − n in [-0.5, 0.5] exactly, 2^f by a degree-6 minimax polynomial
-// (max error 1.01 ulp in fp32 Horner/FMA evaluation, p(0) = 1 exactly), times 2^n built in the
-// exponent field.
+#define ATT_ROUND_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+// 2^x for x <= 127 (x <= -127 gives exactly 0; no NaN for finite or -inf x): n = round(x),
+// f = x − n in [-0.5, 0.5] exactly, 2^f by a degree-6 minimax polynomial (max error 1.01 ulp in
+// fp32 Horner/FMA evaluation, p(0) = 1 exactly), times 2^n built in the exponent field.
+// att_softmax inlines the same steps for four vectors at a time.
 FLUX_TARGET_AVX2 static inline __m256 att_exp2_avx2(__m256 x) {
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
     x = _mm256_max_ps(x, _mm256_set1_ps(-127.0f));
-    __m256 t = _mm256_add_ps(x, magic);
-    __m256 f = _mm256_sub_ps(x, _mm256_sub_ps(t, magic));
+    __m256 r = _mm256_round_ps(x, ATT_ROUND_NEAREST);
+    __m256 f = _mm256_sub_ps(x, r);
     __m256 y = _mm256_set1_ps(1.5353361959569156e-4f);
     y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.3398875016719103e-3f));
     y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(9.6184369176626205e-3f));
@@ -150,8 +151,8 @@ FLUX_TARGET_AVX2 static inline __m256 att_exp2_avx2(__m256 x) {
     y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(2.4022647738456726e-1f));
     y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(6.9314718246459961e-1f));
     y = _mm256_fmadd_ps(y, f, _mm256_set1_ps(1.0f));
-    // The low mantissa bits of t hold n (-127 <= n <= 127); (n + 127) << 23 is 2^n (0 for n = -127).
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)), 23);
+    // (n + 127) << 23 is 2^n for -126 <= n <= 127 and 0 for n = -127.
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(r), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
@@ -339,19 +340,19 @@ FLUX_TARGET_AVX2 static void att_softmax(float *s, int ncols, const float *rowma
         int j = 0;
         for (; j + 32 <= ncols; j += 32) {
             // Four independent exp2 chains, interleaved by hand (the chains are long and latency-bound).
-            const __m256 magic = _mm256_set1_ps(12582912.0f), lo = _mm256_set1_ps(-127.0f);
+            const __m256 lo = _mm256_set1_ps(-127.0f);
             __m256 x0 = _mm256_fmadd_ps(_mm256_load_ps(row + j), vlog2e, vm2);
             __m256 x1 = _mm256_fmadd_ps(_mm256_load_ps(row + j + 8), vlog2e, vm2);
             __m256 x2 = _mm256_fmadd_ps(_mm256_load_ps(row + j + 16), vlog2e, vm2);
             __m256 x3 = _mm256_fmadd_ps(_mm256_load_ps(row + j + 24), vlog2e, vm2);
             x0 = _mm256_max_ps(x0, lo); x1 = _mm256_max_ps(x1, lo);
             x2 = _mm256_max_ps(x2, lo); x3 = _mm256_max_ps(x3, lo);
-            __m256 t0 = _mm256_add_ps(x0, magic), t1 = _mm256_add_ps(x1, magic);
-            __m256 t2 = _mm256_add_ps(x2, magic), t3 = _mm256_add_ps(x3, magic);
-            __m256 f0 = _mm256_sub_ps(x0, _mm256_sub_ps(t0, magic));
-            __m256 f1 = _mm256_sub_ps(x1, _mm256_sub_ps(t1, magic));
-            __m256 f2 = _mm256_sub_ps(x2, _mm256_sub_ps(t2, magic));
-            __m256 f3 = _mm256_sub_ps(x3, _mm256_sub_ps(t3, magic));
+            __m256 r0 = _mm256_round_ps(x0, ATT_ROUND_NEAREST), r1 = _mm256_round_ps(x1, ATT_ROUND_NEAREST);
+            __m256 r2 = _mm256_round_ps(x2, ATT_ROUND_NEAREST), r3 = _mm256_round_ps(x3, ATT_ROUND_NEAREST);
+            __m256 f0 = _mm256_sub_ps(x0, r0), f1 = _mm256_sub_ps(x1, r1);
+            __m256 f2 = _mm256_sub_ps(x2, r2), f3 = _mm256_sub_ps(x3, r3);
+            __m256i n0 = _mm256_cvtps_epi32(r0), n1 = _mm256_cvtps_epi32(r1);
+            __m256i n2 = _mm256_cvtps_epi32(r2), n3 = _mm256_cvtps_epi32(r3);
             // 2^f = 1 + c1 f + ... + c6 f^6 (the att_exp2_avx2 polynomial), Horner, four chains.
             const __m256 c1 = _mm256_set1_ps(6.9314718246459961e-1f), c2 = _mm256_set1_ps(2.4022647738456726e-1f);
             const __m256 c3 = _mm256_set1_ps(5.5503323674201965e-2f), c4 = _mm256_set1_ps(9.6184369176626205e-3f);
@@ -366,10 +367,10 @@ FLUX_TARGET_AVX2 static void att_softmax(float *s, int ncols, const float *rowma
             ATT_STEP(c5); ATT_STEP(c4); ATT_STEP(c3); ATT_STEP(c2); ATT_STEP(c1); ATT_STEP(one);
 #undef ATT_STEP
             const __m256i bias = _mm256_set1_epi32(127);
-            __m256 p0 = _mm256_mul_ps(y0, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t0), bias), 23)));
-            __m256 p1 = _mm256_mul_ps(y1, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t1), bias), 23)));
-            __m256 p2 = _mm256_mul_ps(y2, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t2), bias), 23)));
-            __m256 p3 = _mm256_mul_ps(y3, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(t3), bias), 23)));
+            __m256 p0 = _mm256_mul_ps(y0, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n0, bias), 23)));
+            __m256 p1 = _mm256_mul_ps(y1, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23)));
+            __m256 p2 = _mm256_mul_ps(y2, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23)));
+            __m256 p3 = _mm256_mul_ps(y3, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n3, bias), 23)));
             _mm256_store_ps(row + j, p0);
             _mm256_store_ps(row + j + 8, p1);
             _mm256_store_ps(row + j + 16, p2);

@@ -64,7 +64,8 @@ static void scale_shift_portable(int rows, int cols, const float *x, int ldx, co
 // ---------------------------------------------------------------------------------------------
 #if FLUX_HAVE_X86
 
-// One GELU body per kind so the hot loop has no per-vector branch.
+// One GELU body per kind. One vector per iteration: the GELU needs ~15 constants, and two
+// vectors in flight make clang rematerialise them with broadcasts that compete for FP pipes.
 #define FX_DEFINE_BIAS_GELU_AVX2(NAME, GELU8)                                                   \
     FLUX_TARGET_AVX2                                                                            \
     static void NAME(int rows, int cols, float *x, const float *bias, float *pre) {             \
@@ -74,19 +75,6 @@ static void scale_shift_portable(int rows, int cols, const float *x, int ldx, co
             float *xr = x + (size_t)r * cols;                                                   \
             float *pr = pre ? pre + (size_t)r * cols : NULL;                                    \
             int c = 0;                                                                          \
-            for (; c + 16 <= cols; c += 16) {                                                   \
-                __m256 v0 = _mm256_loadu_ps(xr + c), v1 = _mm256_loadu_ps(xr + c + 8);          \
-                if (bias) {                                                                     \
-                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias + c));                          \
-                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + c + 8));                      \
-                }                                                                               \
-                if (pr) {                                                                       \
-                    _mm256_storeu_ps(pr + c, v0);                                               \
-                    _mm256_storeu_ps(pr + c + 8, v1);                                           \
-                }                                                                               \
-                _mm256_storeu_ps(xr + c, GELU8(v0));                                            \
-                _mm256_storeu_ps(xr + c + 8, GELU8(v1));                                        \
-            }                                                                                   \
             for (; c < c8; c += 8) {                                                            \
                 __m256 v = _mm256_loadu_ps(xr + c);                                             \
                 if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + c));                      \

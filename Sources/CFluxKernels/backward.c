@@ -63,13 +63,17 @@ static void layernorm_bwd_portable(int rows, int cols, const float *x, int ldx, 
         const float corr = (float)(sd / n);                           // exact re-centring
         const float mg = (float)(sg / n);                             // mean(g)
         const float mgx = (float)((double)rs * (sgd - (sd / n) * sg) / n);  // mean(g·x̂)
-        for (c = 0; c < cols; c++) {
-            float xh = ((xr[c] - m) - corr) * rs;
-            float d = dyr[c];  // read before dx is written: dx may be dy
-            float g = d * w[c];
-            if (dw) dw[c] += d * xh;
-            if (db) db[c] += d;
-            if (dx) dx[(size_t)r * lddx + c] += rs * ((g - mg) - xh * mgx);
+        // dw, db before dx: dx may be dy. Separate loops so each vectorises.
+        if (dw)
+            for (c = 0; c < cols; c++) dw[c] += dyr[c] * (((xr[c] - m) - corr) * rs);
+        if (db)
+            for (c = 0; c < cols; c++) db[c] += dyr[c];
+        if (dx) {
+            float *dxr = dx + (size_t)r * lddx;
+            for (c = 0; c < cols; c++) {
+                float xh = ((xr[c] - m) - corr) * rs;
+                dxr[c] += rs * ((dyr[c] * w[c] - mg) - xh * mgx);
+            }
         }
     }
 }

@@ -46,7 +46,10 @@ static void rmsnorm_portable(int rows, int cols, const float *x, int ldx, const 
         float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
         float rs = rms_rstd(s, cols, eps);
         if (rstd) rstd[r] = rs;
-        for (c = 0; c < cols; c++) yr[c] = (xr[c] * rs) * w[c];
+        if (yr == xr)  // in place: spelled out so the loop still vectorises (no overlap check)
+            for (c = 0; c < cols; c++) yr[c] = (yr[c] * rs) * w[c];
+        else
+            for (c = 0; c < cols; c++) yr[c] = (xr[c] * rs) * w[c];
     }
 }
 
@@ -84,7 +87,10 @@ static void layernorm_portable(int rows, int cols, const float *x, int ldx, cons
         float corr = (float)cd;
         if (mean) mean[r] = (float)((double)m1 + cd);
         if (rstd) rstd[r] = rs;
-        for (c = 0; c < cols; c++) yr[c] = (((xr[c] - m1) - corr) * rs) * w[c] + b[c];
+        if (yr == xr)  // in place: spelled out so the loop still vectorises (no overlap check)
+            for (c = 0; c < cols; c++) yr[c] = (((yr[c] - m1) - corr) * rs) * w[c] + b[c];
+        else
+            for (c = 0; c < cols; c++) yr[c] = (((xr[c] - m1) - corr) * rs) * w[c] + b[c];
     }
 }
 

@@ -100,8 +100,9 @@ def preset(name: str, **overrides) -> FluxViTConfig:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = RMS_EPS) -> torch.Tensor:
-    """x / sqrt(mean(x^2) + eps) * weight over the last axis, in fp32 (spec §4.4)."""
-    x32 = x.float()
+    """x / sqrt(mean(x^2) + eps) * weight over the last axis, in fp32 (spec §4.4), or in float64 when
+    the input is float64 (the training goldens compute in float64)."""
+    x32 = x.to(torch.promote_types(x.dtype, torch.float32))
     return x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps) * weight
 
 
@@ -472,13 +473,20 @@ def head_for_budget(budget: int, training_budgets: Sequence[int]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Training pieces (spec §5). UNTESTED against an independent source: check_ref.py only smoke-tests
-# them (finite loss, gradients reach every parameter). Training goldens come with a later issue.
+# Training pieces (spec §5). check_ref.py checks them against independent computations (finite
+# differences of the loss in float64, a hand-written AdamW, the schedule formula, a float64 sin-cos
+# table); tools/reference/make_train_goldens.py writes Tests/FluxTrainingTests/Goldens/ from them.
+# The official training code agrees (engines/engine_for_flexible_tuning.py, optim_factory.py,
+# utils.cosine_scheduler, models/pos_embed.py of OpenGVLab/FluxViT).
 # ---------------------------------------------------------------------------------------------
+
+TRUNC_STD = 0.02
+TRUNC_CUT = 2.0  # absolute bounds +-2 (timm's trunc_normal_(std=.02) default a=-2, b=2): +-100 sigma
 
 
 def get_1d_sincos(dim: int, pos: np.ndarray) -> np.ndarray:
-    """[len(pos), dim]: [sin(p*w_k)]_k followed by [cos(p*w_k)]_k, w_k = 10000^(-k/(dim/2)); fp32."""
+    """[len(pos), dim]: [sin(p*w_k)]_k followed by [cos(p*w_k)]_k, w_k = 10000^(-k/(dim/2)).
+    Computed in float32 numpy, step by step as the official pos_embed.py does."""
     omega = np.arange(dim // 2, dtype=np.float32) / np.float32(dim / 2.0)
     omega = (1.0 / 10000 ** omega).astype(np.float32)
     out = np.einsum("m,d->md", pos.reshape(-1).astype(np.float32), omega)
@@ -505,7 +513,7 @@ def init_weights(model: FluxViT) -> None:
     """Training-from-scratch initialization of spec §5."""
     for m in model.modules():
         if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02, a=-2.0, b=2.0)
+            nn.init.trunc_normal_(m.weight, std=TRUNC_STD, a=-TRUNC_CUT, b=TRUNC_CUT)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm):
@@ -521,7 +529,7 @@ def init_weights(model: FluxViT) -> None:
         elif isinstance(m, CrossAttention):
             for b in (m.q_bias, m.k_bias, m.v_bias):
                 nn.init.zeros_(b)
-    nn.init.trunc_normal_(model.cls_token, std=0.02, a=-2.0, b=2.0)
+    nn.init.trunc_normal_(model.cls_token, std=TRUNC_STD, a=-TRUNC_CUT, b=TRUNC_CUT)
     model.patch_embed.proj.reset_parameters()  # PyTorch default Conv3d init: U(+-1/sqrt(3*P*P))
     cfg = model.cfg
     model.pos_embed.copy_(sincos_pos_embed_3d(cfg.embed_dim, cfg.num_frames, cfg.grid))
@@ -530,7 +538,35 @@ def init_weights(model: FluxViT) -> None:
         blk.mlp.fc2.weight.div_(math.sqrt(2.0 * (i + 1)))
 
 
+def init_rule(name: str, cfg: FluxViTConfig) -> dict:
+    """The distribution init_weights draws parameter `name` from, as data (for the goldens' README
+    and a statistical check on the Swift side): kind `trunc_normal` (mean 0, std, absolute cut),
+    `uniform` (+-bound), `constant` (value) or `sincos` (the fixed table)."""
+    P = cfg.patch_size
+    if name == "pos_embed":
+        return {"kind": "sincos"}
+    if name == "cls_token":
+        return {"kind": "trunc_normal", "std": TRUNC_STD, "cut": TRUNC_CUT}
+    if name in ("patch_embed.proj.weight", "patch_embed.proj.bias"):
+        return {"kind": "uniform", "bound": 1.0 / math.sqrt(3 * P * P)}
+    if name.endswith(".gamma"):
+        return {"kind": "constant", "value": 1e-5}
+    if name.endswith("depthwise_conv.weight"):
+        return {"kind": "constant", "value": 1.0}
+    if name.endswith("bias"):  # Linear, LayerNorm, GPE/LPE biases and the pooling q/k/v biases
+        return {"kind": "constant", "value": 0.0}
+    if "norm" in name.split(".")[-2]:  # RMSNorm / LayerNorm weights
+        return {"kind": "constant", "value": 1.0}
+    std = TRUNC_STD
+    parts = name.split(".")
+    if parts[0] == "blocks" and name.endswith(("attn.proj.weight", "mlp.fc2.weight")):
+        std = TRUNC_STD / math.sqrt(2.0 * (int(parts[1]) + 1))
+    return {"kind": "trunc_normal", "std": std, "cut": TRUNC_CUT * std / TRUNC_STD}
+
+
 def layer_id(name: str, depth: int) -> int:
+    """0 for cls_token, pos_embed, patch_embed.*; i+1 for blocks.i.*; depth+1 for everything else
+    (gpe_proj.*, clip_projector.*, fc_norm, head.*, final_clip_decoder_for_projs.*)."""
     if name in ("cls_token", "pos_embed") or name.startswith("patch_embed."):
         return 0
     if name.startswith("blocks."):
@@ -539,7 +575,12 @@ def layer_id(name: str, depth: int) -> int:
 
 
 def no_weight_decay(name: str, param: torch.Tensor) -> bool:
+    """1-D in the §3 shapes, a name ending in `.bias`, pos_embed or cls_token."""
     return param.ndim == 1 or name.endswith(".bias") or name in ("pos_embed", "cls_token")
+
+
+def lr_scale(name: str, depth: int, layer_decay: float = 0.75) -> float:
+    return layer_decay ** (depth + 1 - layer_id(name, depth))
 
 
 def param_groups(model: FluxViT, weight_decay: float = 0.05, layer_decay: float = 0.75) -> List[dict]:
@@ -551,17 +592,26 @@ def param_groups(model: FluxViT, weight_decay: float = 0.05, layer_decay: float 
         nd = no_weight_decay(name, p)
         g = groups.setdefault((lid, nd), {
             "params": [], "names": [], "weight_decay": 0.0 if nd else weight_decay,
-            "lr_scale": layer_decay ** (depth + 1 - lid)})
+            "lr_scale": lr_scale(name, depth, layer_decay)})
         g["params"].append(p)
         g["names"].append(name)
     return [groups[k] for k in sorted(groups)]
 
 
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
 def make_optimizer(model: FluxViT, weight_decay: float = 0.05, layer_decay: float = 0.75) -> torch.optim.AdamW:
+    """torch.optim.AdamW over param_groups, single-tensor path (foreach=False). Per parameter and
+    step t (1-based), with lr = schedule * lr_scale and g the (clipped) gradient:
+        p <- p * (1 - lr * wd)
+        m <- m + (g - m) * (1 - b1);  v <- v * b2 + (1 - b2) * g * g
+        p <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)"""
     groups = param_groups(model, weight_decay, layer_decay)
     for g in groups:
         g.pop("names")
-    return torch.optim.AdamW(groups, lr=0.0, betas=(0.9, 0.999), eps=1e-8)
+    return torch.optim.AdamW(groups, lr=0.0, betas=ADAM_BETAS, eps=ADAM_EPS, foreach=False)
 
 
 def cosine_schedule(base: float, final: float, epochs: int, iters_per_epoch: int,
@@ -579,23 +629,79 @@ def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
         g["lr"] = lr * g["lr_scale"]
 
 
+def label_smoothing_ce(logits: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.1) -> torch.Tensor:
+    """Mean over the batch of (1 - s) * (-log p[y]) + s * mean_k(-log p[k]) (timm's
+    LabelSmoothingCrossEntropy, identical to PyTorch's label_smoothing)."""
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+
+def smooth_l1_align(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SL1(l2normalize(pred), l2normalize(sg(target))), beta 1, mean over all elements."""
+    return F.smooth_l1_loss(l2normalize(pred), l2normalize(target.detach()), beta=1.0)
+
+
 def flux_loss(model: FluxViT, video: torch.Tensor, labels: torch.Tensor, budgets: Sequence[int],
               smoothing: float = 0.1) -> Tuple[torch.Tensor, dict]:
-    """Flux loss of spec §5 on one batch (all budgets in one graph; the result is the same as
-    running each budget's backward right after its forward).
+    """Flux loss of spec §5 on one batch (all budgets in one graph; the gradients are the same as
+    running each budget's backward right after its forward, see flux_backward_sequential).
 
-    budgets: (largest, middle, least); head j runs with budgets[j].
+    budgets: (largest, middle, least); head j runs with budgets[j] (selection when below N).
     Loss = sum_j CE_ls(logits_j) + SL1(proj0(f1), sg(f0)) + SL1(proj1(f2), sg(f0)),
-    SL1 with beta 1 on L2-normalized arguments, averaged over elements.
+    SL1 with beta 1 on L2-normalized arguments, averaged over elements. (proj_m already ends in an
+    l2normalize; normalizing again changes nothing but rounding, as in the official code.)
+    parts: ce [3], align [2] (detached scalars), kept [3] (I64 or None), logits [3], feature [3],
+    align_pred [2] (proj0(f1), proj1(f2)), all detached.
     """
     outs = [model(video, budget=b, head=j) for j, b in enumerate(budgets)]
-    ce = [F.cross_entropy(o["logits"], labels, label_smoothing=smoothing) for o in outs]
-    target = l2normalize(outs[0]["feature"].detach())
-    p0 = model.final_clip_decoder_for_projs[0](outs[1]["feature"])
-    p1 = model.final_clip_decoder_for_projs[1](outs[2]["feature"])
-    al = [F.smooth_l1_loss(l2normalize(p), target, beta=1.0) for p in (p0, p1)]
+    ce = [label_smoothing_ce(o["logits"], labels, smoothing) for o in outs]
+    f = [o["feature"] for o in outs]
+    p0 = model.final_clip_decoder_for_projs[0](f[1])
+    p1 = model.final_clip_decoder_for_projs[1](f[2])
+    al = [smooth_l1_align(p0, f[0]), smooth_l1_align(p1, f[0])]
     loss = ce[0] + ce[1] + ce[2] + al[0] + al[1]
-    return loss, {"ce": [c.detach() for c in ce], "align": [a.detach() for a in al]}
+    parts = {"ce": [c.detach() for c in ce], "align": [a.detach() for a in al],
+             "kept": [o["kept"] for o in outs], "logits": [o["logits"].detach() for o in outs],
+             "feature": [x.detach() for x in f], "align_pred": [p0.detach(), p1.detach()]}
+    return loss, parts
+
+
+def flux_backward_sequential(model: FluxViT, video: torch.Tensor, labels: torch.Tensor,
+                             budgets: Sequence[int], smoothing: float = 0.1) -> torch.Tensor:
+    """The memory-saving order of spec §5: budget 0 forward + backward (keeping sg(f0)), then
+    budget 1, then budget 2; gradients accumulate in .grad. Returns the loss (detached)."""
+    o0 = model(video, budget=budgets[0], head=0)
+    l0 = label_smoothing_ce(o0["logits"], labels, smoothing)
+    l0.backward()
+    f0 = o0["feature"].detach()
+    total = l0.detach()
+    for j, m in ((1, 0), (2, 1)):
+        o = model(video, budget=budgets[j], head=j)
+        lj = label_smoothing_ce(o["logits"], labels, smoothing) + \
+            smooth_l1_align(model.final_clip_decoder_for_projs[m](o["feature"]), f0)
+        lj.backward()
+        total = total + lj.detach()
+    return total
+
+
+def clip_grad_norm(params: Sequence[torch.Tensor], max_norm: Optional[float]) -> torch.Tensor:
+    """Global L2 norm of all gradients, returned before clipping; if max_norm is given every
+    gradient is multiplied by min(1, max_norm / (norm + 1e-6)) (torch.nn.utils.clip_grad_norm_)."""
+    params = [p for p in params if p.grad is not None]
+    if max_norm is None:
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=False)
+
+
+def train_step(model: FluxViT, opt: torch.optim.Optimizer, video: torch.Tensor, labels: torch.Tensor,
+               budgets: Sequence[int], lr: float, max_norm: Optional[float], smoothing: float = 0.1) -> dict:
+    """One Flux step: zero grads, loss, backward, clip, lr = schedule value * lr_scale, AdamW step."""
+    opt.zero_grad(set_to_none=True)
+    loss, parts = flux_loss(model, video, labels, budgets, smoothing)
+    loss.backward()
+    grad_norm = clip_grad_norm(list(model.parameters()), max_norm)
+    set_lr(opt, lr)
+    opt.step()
+    return {"loss": loss.detach(), "grad_norm": grad_norm.detach(), "parts": parts}
 
 
 # ---------------------------------------------------------------------------------------------

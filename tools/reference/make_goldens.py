@@ -8,8 +8,10 @@ Runs the self-checks of check_ref.py first, then writes (all safetensors, F32 te
     forward_<case>.safetensors      video, logits/feature/proj0/proj1 per head, kept, intermediates
     resize_<case>.safetensors       GPE + position-embedding resize cases
     select_<case>.safetensors       token-selection cases
-and configs/models/tiny-test.yaml. Each file's __metadata__ holds format "1", the generator, the
-torch version, the seed and the case parameters (strings). See Tests/FluxViTTests/Goldens/README.md.
+and configs/models/tiny-test.yaml; then the training goldens of Tests/FluxTrainingTests/Goldens/
+and configs/models/tiny-train.yaml through make_train_goldens.py. Each file's __metadata__ holds
+format "1", the generator, the torch version, the seed and the case parameters (strings). See
+Tests/FluxViTTests/Goldens/README.md and Tests/FluxTrainingTests/Goldens/README.md.
 """
 
 from __future__ import annotations
@@ -259,10 +261,9 @@ def ties_at_cutoff(imp: torch.Tensor, T: int, L: int, k: int) -> bool:
     return False
 
 
-def write_tiny_yaml(path: Path) -> None:
-    c = TINY
+def write_config_yaml(path: Path, c: R.FluxViTConfig, budgets, comment: str) -> None:
     lines = [
-        "# Tiny FluxViT for tests and golden parity (tools/reference/make_goldens.py writes this file).",
+        comment,
         f"img_size: {c.img_size}",
         f"patch_size: {c.patch_size}",
         f"num_frames: {c.num_frames}",
@@ -274,17 +275,24 @@ def write_tiny_yaml(path: Path) -> None:
         f"clip_embed_dim: {c.clip_embed_dim}",
         f"num_classes: {c.num_classes}",
         f"gelu: {c.gelu}",
-        f"budgets: [{', '.join(str(b) for b in TINY_BUDGETS)}]",
+        f"budgets: [{', '.join(str(b) for b in budgets)}]",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
-    print(f"  {path.relative_to(REPO)}")
+    print(f"  {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+def write_tiny_yaml(path: Path) -> None:
+    write_config_yaml(path, TINY, TINY_BUDGETS,
+                      "# Tiny FluxViT for tests and golden parity (tools/reference/make_goldens.py writes this file).")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "Tests" / "FluxViTTests" / "Goldens")
     ap.add_argument("--config-out", type=Path, default=REPO / "configs" / "models" / "tiny-test.yaml")
+    ap.add_argument("--train-out", type=Path, default=REPO / "Tests" / "FluxTrainingTests" / "Goldens")
+    ap.add_argument("--train-config-out", type=Path, default=REPO / "configs" / "models" / "tiny-train.yaml")
     ap.add_argument("--skip-checks", action="store_true", help="do not run check_ref.py first")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -303,6 +311,8 @@ def main() -> None:
     print(f"total {total} bytes in {len(list(args.out.glob('*.safetensors')))} files")
     if total > 4 * 1024 * 1024:
         sys.exit(f"goldens total {total} bytes exceeds 4 MB")
+    import make_train_goldens
+    make_train_goldens.write_all(args.train_out, args.train_config_out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@
 // sweep of fp32 (harness, not in the repo): |Φ − Φ_ref| ≤ 7.5e−8 and |σ − σ_ref| ≤ 9e−8, i.e. erf
 // and tanh to ≤ 1.8e−7 absolute; GELU erf ≤ 3.3e−7 relative everywhere it is a normal float;
 // GELU tanh ≤ 1.1e−6 relative where |y| ≥ 1e−3, growing as ~1.3e−7·|z| further down the negative
-// tail (the fp32 rounding of z = 2u; absolute error there < 1e−9).
+// tail (the fp32 rounding of z = 2u; absolute error there < 2e−9).
 //
 // erfc(a), a = |x|/√2 ≥ 0, follows the classic construction (cf. N. Juffa's erfcf):
 //   erfc(a) = e^(−a²) · (1 + p(q)) / (1 + 2a),   q = (a − 2)/(a + 2) ∈ [−1, 1)

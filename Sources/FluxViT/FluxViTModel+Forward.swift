@@ -60,7 +60,8 @@ extension FluxViTModel {
                 ctx.barrier()
                 self.gatherTokens(ctx, geometry, buffers)
                 for block in 0..<self.config.depth {
-                    self.blockForward(ctx, block: block, geometry, buffers)
+                    self.blockForward(ctx, block: block, geometry, buffers,
+                                      .inference(block: block, buffers, channels: self.config.embedDim))
                 }
                 ctx.barrier()
                 self.poolAndClassify(ctx, geometry, head: chosenHead, buffers)
@@ -111,8 +112,7 @@ struct Buffers: @unchecked Sendable {
         kept = UnsafeMutableRawPointer(ws.buffer(Slot.kept, count: 2 * g.B * g.kept))
             .bindMemory(to: Int.self, capacity: g.B * g.kept)
         let attentionScratch = Attention.scratchCount(keys: g.n, headDim: c.headDim)
-        let poolingScratch = 2 * g.n * C + g.n * c.attnPoolNumHeads + 8 * C + 4 * c.clipEmbedDim
-            + c.attnPoolNumHeads * C * 2
+        let poolingScratch = g.n * C + PoolValues.count(config: c, tokens: g.n)
         threadScratch = (0..<model.pool.threadCount).map {
             ws.buffer(Slot.threadScratch + $0, count: max(attentionScratch, poolingScratch))
         }
@@ -269,19 +269,21 @@ extension FluxViTModel {
         buf.capture("tokens", rows: rows, from: buf.x, ld: C, cols: C)
     }
 
-    /// One transformer block (spec §4.4) on this thread's rows, with one barrier.
-    func blockForward(_ ctx: ComputeContext, block i: Int, _ g: Geometry, _ buf: Buffers) {
+    /// One transformer block (spec §4.4) on this thread's rows, with one barrier, writing its
+    /// intermediate values where `io` says (shared scratch for inference, the tape for training).
+    func blockForward(_ ctx: ComputeContext, block i: Int, _ g: Geometry, _ buf: Buffers, _ io: BlockIO) {
         let c = config, C = c.embedDim, C3 = 3 * C, Hd = c.hiddenDim, wt = blocks[i]
         let rows = ctx.rows(g.rows)
         let r0 = rows.lowerBound, count = rows.count
-        let x = buf.x + r0 * C, xn = buf.xn + r0 * C, qkvAll = buf.qkv[i % 2], qkv = qkvAll + r0 * C3
-        let attn = buf.attn + r0 * C, hidden = buf.hidden + r0 * Hd
+        let x = buf.x + r0 * C, xn = buf.xn + r0 * C, qkv = io.qkvRaw + r0 * C3, qk = io.qk + r0 * io.ldqk
+        let hidden = (io.pre ?? buf.hidden) + r0 * Hd
+        if let saved = io.xIn { (saved + r0 * C).update(from: x, count: count * C) }
 
         // x̂ = RMSNorm₁(x); [q k v] = x̂·W_qkvᵀ; q, k ← RMSNorm over all C channels.
-        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: wt.norm1, eps: 1e-6, y: xn, ldy: C)
+        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: wt.norm1, eps: 1e-6, y: xn, ldy: C, rstd: io.rstd1.map { $0 + r0 })
         Linear.forward(rows: count, inFeatures: C, outFeatures: C3, x: xn, ldx: C, weight: wt.qkv, y: qkv, ldy: C3)
-        RMSNorm.forward(rows: count, cols: C, x: qkv, ldx: C3, weight: wt.qNorm, eps: 1e-6, y: qkv, ldy: C3)
-        RMSNorm.forward(rows: count, cols: C, x: qkv + C, ldx: C3, weight: wt.kNorm, eps: 1e-6, y: qkv + C, ldy: C3)
+        RMSNorm.forward(rows: count, cols: C, x: qkv, ldx: C3, weight: wt.qNorm, eps: 1e-6, y: qk, ldy: io.ldqk, rstd: io.rstdQ.map { $0 + r0 })
+        RMSNorm.forward(rows: count, cols: C, x: qkv + C, ldx: C3, weight: wt.kNorm, eps: 1e-6, y: qk + C, ldy: io.ldqk, rstd: io.rstdK.map { $0 + r0 })
         ctx.barrier()
 
         // Per head softmax(q·kᵀ/√d)·v for this thread's query rows, sample by sample.
@@ -290,33 +292,73 @@ extension FluxViTModel {
         var row = r0
         while row < rows.upperBound {
             let b = row / g.n, sampleEnd = min((b + 1) * g.n, rows.upperBound)
-            let keys = qkvAll + b * g.n * C3
+            let keys = io.qk + b * g.n * io.ldqk, values = io.qkvRaw + b * g.n * C3 + 2 * C
             for head in 0..<c.numHeads {
                 Attention.forward(
-                    queries: sampleEnd - row, keys: g.n, headDim: dh, q: qkvAll + row * C3 + head * dh, ldq: C3,
-                    k: keys + C + head * dh, ldk: C3, v: keys + 2 * C + head * dh, ldv: C3, scale: scale,
-                    out: buf.attn + row * C + head * dh, ldo: C, lse: nil, scratch: scratch)
+                    queries: sampleEnd - row, keys: g.n, headDim: dh, q: io.qk + row * io.ldqk + head * dh, ldq: io.ldqk,
+                    k: keys + C + head * dh, ldk: io.ldqk, v: values + head * dh, ldv: C3, scale: scale,
+                    out: io.heads + row * C + head * dh, ldo: C, lse: io.lse.map { $0 + head * g.rows + row }, scratch: scratch)
             }
             row = sampleEnd
         }
         // out = (heads + LPE(v))·W_projᵀ + b; x += γ₁ ⊙ out.
+        let mixed = io.mixed + r0 * C, projOut = io.projOut + r0 * C
+        if io.mixed != io.heads { mixed.update(from: io.heads + r0 * C, count: count * C) }
         Elementwise.scaleShift(
-            rows: count, cols: C, x: qkv + 2 * C, ldx: C3, weight: wt.lpeWeight,
-            bias: wt.lpeBias, y: attn, ldy: C, accumulate: true)
-        Linear.forward(rows: count, inFeatures: C, outFeatures: C, x: attn, ldx: C, weight: wt.proj, y: xn, ldy: C)
-        if !buf.captures.isEmpty { buf.capture("blocks.\(i).attn.out", rows: rows, from: buf.xn, ld: C, cols: C, bias: wt.projBias) }
-        Elementwise.residualScaleAdd(
-            rows: count, cols: C, x: x, ldx: C, y: xn, ldy: C, bias: wt.projBias,
-            gamma: wt.gamma1)
+            rows: count, cols: C, x: qkv + 2 * C, ldx: C3, weight: wt.lpeWeight, bias: wt.lpeBias, y: mixed, ldy: C,
+            accumulate: true)
+        Linear.forward(rows: count, inFeatures: C, outFeatures: C, x: mixed, ldx: C, weight: wt.proj, y: projOut, ldy: C)
+        if !buf.captures.isEmpty { buf.capture("blocks.\(i).attn.out", rows: rows, from: io.projOut, ld: C, cols: C, bias: wt.projBias) }
+        Elementwise.residualScaleAdd(rows: count, cols: C, x: x, ldx: C, y: projOut, ldy: C, bias: wt.projBias, gamma: wt.gamma1)
 
         // x += γ₂ ⊙ fc2(GELU(fc1(RMSNorm₂(x)))).
-        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: wt.norm2, eps: 1e-6, y: xn, ldy: C)
+        let mlpOut = io.mlpOut + r0 * C
+        RMSNorm.forward(rows: count, cols: C, x: x, ldx: C, weight: wt.norm2, eps: 1e-6, y: xn, ldy: C, rstd: io.rstd2.map { $0 + r0 })
         Linear.forward(rows: count, inFeatures: C, outFeatures: Hd, x: xn, ldx: C, weight: wt.fc1, y: hidden, ldy: Hd)
-        GELU.forward(rows: count, cols: Hd, x: hidden, bias: wt.fc1Bias, kind: c.gelu)
-        Linear.forward(rows: count, inFeatures: Hd, outFeatures: C, x: hidden, ldx: Hd, weight: wt.fc2, y: attn, ldy: C)
-        Elementwise.residualScaleAdd(
-            rows: count, cols: C, x: x, ldx: C, y: attn, ldy: C, bias: wt.fc2Bias,
-            gamma: wt.gamma2)
+        if io.pre != nil {
+            // Keep fc1's output plus bias for the backward; GELU of it goes to the shared buffer.
+            let activated = buf.hidden + r0 * Hd
+            activated.update(from: hidden, count: count * Hd)
+            GELU.forward(rows: count, cols: Hd, x: activated, bias: wt.fc1Bias, kind: c.gelu, pre: hidden)
+            Linear.forward(rows: count, inFeatures: Hd, outFeatures: C, x: activated, ldx: Hd, weight: wt.fc2, y: mlpOut, ldy: C)
+        } else {
+            GELU.forward(rows: count, cols: Hd, x: hidden, bias: wt.fc1Bias, kind: c.gelu)
+            Linear.forward(rows: count, inFeatures: Hd, outFeatures: C, x: hidden, ldx: Hd, weight: wt.fc2, y: mlpOut, ldy: C)
+        }
+        Elementwise.residualScaleAdd(rows: count, cols: C, x: x, ldx: C, y: mlpOut, ldy: C, bias: wt.fc2Bias, gamma: wt.gamma2)
         if !buf.captures.isEmpty { buf.capture("blocks.\(i).out", rows: rows, from: buf.x, ld: C, cols: C) }
+    }
+}
+
+/// Where one block writes its intermediate values. For inference they share scratch buffers
+/// (q, k normalized in place; LPE added in place); for training each block gets its own, kept
+/// for the backward pass (spec §5: one budget's activations alive at a time).
+struct BlockIO {
+    /// [R, 3C]: x̂·W_qkvᵀ (q, k before their norms; v).
+    let qkvRaw: UnsafeMutablePointer<Float>
+    /// Normalized q (columns 0 ..< C) and k (C ..< 2C), row stride `ldqk`.
+    let qk: UnsafeMutablePointer<Float>
+    let ldqk: Int
+    /// [R, C]: concatenated heads before LPE.
+    let heads: UnsafeMutablePointer<Float>
+    /// [heads, R]: log-sum-exp of each head's scores per row (training only).
+    let lse: UnsafeMutablePointer<Float>?
+    /// [R, C]: heads + LPE(v), the input of the output projection (may equal `heads`).
+    let mixed: UnsafeMutablePointer<Float>
+    /// [R, C]: mixed·W_projᵀ (no bias).
+    let projOut: UnsafeMutablePointer<Float>
+    /// [R, C]: fc2's output (no bias).
+    let mlpOut: UnsafeMutablePointer<Float>
+    /// Training only: the block's input, the norms' 1/rms per row, fc1's output plus bias.
+    let xIn: UnsafeMutablePointer<Float>?
+    let rstd1, rstdQ, rstdK, rstd2: UnsafeMutablePointer<Float>?
+    let pre: UnsafeMutablePointer<Float>?
+
+    /// Inference: everything in the shared scratch buffers, qkv alternating per block.
+    static func inference(block i: Int, _ buf: Buffers, channels C: Int) -> BlockIO {
+        let qkv = buf.qkv[i % 2]
+        return BlockIO(
+            qkvRaw: qkv, qk: qkv, ldqk: 3 * C, heads: buf.attn, lse: nil, mixed: buf.attn, projOut: buf.xn,
+            mlpOut: buf.attn, xIn: nil, rstd1: nil, rstdQ: nil, rstdK: nil, rstd2: nil, pre: nil)
     }
 }

@@ -13,8 +13,14 @@ public final class FluxViTModel {
     public let pool: ComputePool
 
     let workspace = Workspace()
-    /// Pointers to each block's parameters, resolved once (no name lookups in the hot loop).
-    let blocks: [BlockWeights]
+    /// Each block's parameter offsets, resolved once (no name lookups in the hot loop).
+    let blockSlots: [BlockSlots]
+    /// Pointers to each block's parameters.
+    let blocks: [BlockPointers]
+    let poolSlots: [PoolSlots]
+    let poolWeights: [PoolPointers]
+    let sharedSlots: SharedSlots
+    let shared: SharedPointers
     /// Grid (T, h, w) of the cached position table; nil when it must be rebuilt.
     var cachedPositionGrid: [Int]?
     /// Whether the reordered patch weight is current.
@@ -27,7 +33,14 @@ public final class FluxViTModel {
         let parameters = ParameterStore(config: config)
         self.parameters = parameters
         self.pool = ComputePool(threads: threads)
-        self.blocks = (0..<config.depth).map { BlockWeights(parameters, block: $0) }
+        let blockSlots = (0..<config.depth).map { BlockSlots(parameters, block: $0) }
+        self.blockSlots = blockSlots
+        self.blocks = blockSlots.map { $0.at(parameters.values) }
+        let poolSlots = (0..<FluxViTConfig.headCount).map { PoolSlots(parameters, head: $0) }
+        self.poolSlots = poolSlots
+        self.poolWeights = poolSlots.map { $0.at(parameters.values) }
+        self.sharedSlots = SharedSlots(parameters)
+        self.shared = sharedSlots.at(parameters.values)
     }
 
     /// Loads parameters from a safetensors file (see `ParameterStore.load(path:)`).
@@ -64,27 +77,33 @@ public struct ForwardOutput: Sendable {
     public var intermediates: [String: Tensor]
 }
 
-/// One block's parameters (spec §3 `blocks.i.*`), as pointers into the parameter store.
-struct BlockWeights {
-    let norm1, qkv, qNorm, kNorm, lpeWeight, lpeBias, proj, projBias, gamma1: UnsafeMutablePointer<Float>
-    let norm2, fc1, fc1Bias, fc2, fc2Bias, gamma2: UnsafeMutablePointer<Float>
+/// One block's parameters (spec §3 `blocks.i.*`), as offsets into the store's buffers;
+/// `at(base)` gives pointers into the values or into a gradient buffer of the same layout.
+struct BlockSlots {
+    let norm1, qkv, qNorm, kNorm, lpeWeight, lpeBias, proj, projBias, gamma1: Int
+    let norm2, fc1, fc1Bias, fc2, fc2Bias, gamma2: Int
 
     init(_ p: ParameterStore, block i: Int) {
         let b = "blocks.\(i)."
-        norm1 = p.pointer(b + "norm1.weight")
-        qkv = p.pointer(b + "attn.qkv.weight")
-        qNorm = p.pointer(b + "attn.q_norm.weight")
-        kNorm = p.pointer(b + "attn.k_norm.weight")
-        lpeWeight = p.pointer(b + "attn.lpe.depthwise_conv.weight")
-        lpeBias = p.pointer(b + "attn.lpe.depthwise_conv.bias")
-        proj = p.pointer(b + "attn.proj.weight")
-        projBias = p.pointer(b + "attn.proj.bias")
-        gamma1 = p.pointer(b + "ls1.gamma")
-        norm2 = p.pointer(b + "norm2.weight")
-        fc1 = p.pointer(b + "mlp.fc1.weight")
-        fc1Bias = p.pointer(b + "mlp.fc1.bias")
-        fc2 = p.pointer(b + "mlp.fc2.weight")
-        fc2Bias = p.pointer(b + "mlp.fc2.bias")
-        gamma2 = p.pointer(b + "ls2.gamma")
+        func o(_ s: String) -> Int { p.slot(b + s)!.offset }
+        norm1 = o("norm1.weight"); qkv = o("attn.qkv.weight"); qNorm = o("attn.q_norm.weight")
+        kNorm = o("attn.k_norm.weight"); lpeWeight = o("attn.lpe.depthwise_conv.weight")
+        lpeBias = o("attn.lpe.depthwise_conv.bias"); proj = o("attn.proj.weight"); projBias = o("attn.proj.bias")
+        gamma1 = o("ls1.gamma"); norm2 = o("norm2.weight"); fc1 = o("mlp.fc1.weight"); fc1Bias = o("mlp.fc1.bias")
+        fc2 = o("mlp.fc2.weight"); fc2Bias = o("mlp.fc2.bias"); gamma2 = o("ls2.gamma")
     }
+
+    func at(_ base: UnsafeMutablePointer<Float>) -> BlockPointers {
+        BlockPointers(
+            norm1: base + norm1, qkv: base + qkv, qNorm: base + qNorm, kNorm: base + kNorm, lpeWeight: base + lpeWeight,
+            lpeBias: base + lpeBias, proj: base + proj, projBias: base + projBias, gamma1: base + gamma1,
+            norm2: base + norm2, fc1: base + fc1, fc1Bias: base + fc1Bias, fc2: base + fc2, fc2Bias: base + fc2Bias,
+            gamma2: base + gamma2)
+    }
+}
+
+/// One block's parameters (or their gradients) as pointers.
+struct BlockPointers {
+    let norm1, qkv, qNorm, kNorm, lpeWeight, lpeBias, proj, projBias, gamma1: UnsafeMutablePointer<Float>
+    let norm2, fc1, fc1Bias, fc2, fc2Bias, gamma2: UnsafeMutablePointer<Float>
 }

@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "CFluxKernels", cSettings: kernelFlags),
         .target(name: "FluxTensor", dependencies: ["COpenBLAS", "CFluxKernels"]),
         .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
+        .target(name: "FluxTraining", dependencies: ["FluxViT"]),
 
         // Executables: thin command trees.
         .executableTarget(
@@ -40,6 +41,9 @@ let package = Package(
 
         // Tests.
         .target(name: "FluxTestKit", dependencies: ["FluxTensor", "FluxViT"]),
+        .testTarget(
+            name: "FluxTrainingTests", dependencies: ["FluxTraining", "FluxTestKit"],
+            resources: [.copy("Goldens")]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

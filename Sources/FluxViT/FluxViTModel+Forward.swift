@@ -204,15 +204,18 @@ extension FluxViTModel {
     }
 
     /// Patch embedding with dual RMSNorm (spec §4.1) for this thread's share of the B·N patches.
-    func embedPatches(_ ctx: ComputeContext, _ g: Geometry, _ video: UnsafePointer<Float>, _ buf: Buffers) {
+    /// With `save` (training), also keeps the raw patches, fc output and both norms' 1/rms.
+    func embedPatches(_ ctx: ComputeContext, _ g: Geometry, _ video: UnsafePointer<Float>, _ buf: Buffers,
+                      save: PatchSaves? = nil) {
         let c = config, C = c.embedDim, P = c.patchSize, P3 = 3 * P * P
         let rows = ctx.rows(g.B * g.N)
         guard !rows.isEmpty else { return }
         let plane = g.H * g.W
+        let rawBase = save?.raw ?? buf.patches
         for row in rows {
             let b = row / g.N, token = row % g.N
             let t = token / (g.h * g.w), py = token % (g.h * g.w) / g.w, px = token % g.w
-            let dst = buf.patches + row * P3
+            let dst = rawBase + row * P3
             for ch in 0..<3 {
                 let frame = video + ((b * 3 + ch) * g.T + t) * plane
                 for r in 0..<P {
@@ -221,19 +224,20 @@ extension FluxViTModel {
                 }
             }
         }
-        let p = parameters, count = rows.count
-        let patches = buf.patches + rows.lowerBound * P3, embed = buf.embed + rows.lowerBound * C
+        let p = parameters, count = rows.count, r0 = rows.lowerBound
+        let patches = buf.patches + r0 * P3, embed = buf.embed + r0 * C
+        let projected = (save?.embedPre ?? buf.embed) + r0 * C
         RMSNorm.forward(
-            rows: count, cols: P3, x: patches, ldx: P3, weight: p.pointer("patch_embed.norm_before.weight"),
-            eps: 1e-6, y: patches, ldy: P3)
+            rows: count, cols: P3, x: rawBase + r0 * P3, ldx: P3, weight: p.pointer("patch_embed.norm_before.weight"),
+            eps: 1e-6, y: patches, ldy: P3, rstd: save.map { $0.rstdBefore + r0 })
         let bias = p.pointer("patch_embed.proj.bias")
-        for r in 0..<count { (embed + r * C).update(from: bias, count: C) }
+        for r in 0..<count { (projected + r * C).update(from: bias, count: C) }
         Linear.forward(
-            rows: count, inFeatures: P3, outFeatures: C, x: patches, ldx: P3, weight: buf.patchWeight, y: embed, ldy: C,
+            rows: count, inFeatures: P3, outFeatures: C, x: patches, ldx: P3, weight: buf.patchWeight, y: projected, ldy: C,
             accumulate: true)
         RMSNorm.forward(
-            rows: count, cols: C, x: embed, ldx: C, weight: p.pointer("patch_embed.norm.weight"), eps: 1e-6, y: embed,
-            ldy: C)
+            rows: count, cols: C, x: projected, ldx: C, weight: p.pointer("patch_embed.norm.weight"), eps: 1e-6, y: embed,
+            ldy: C, rstd: save.map { $0.rstdAfter + r0 })
         buf.capture("patch_embed", rows: rows, from: buf.embed, ld: C, cols: C)
         if ctx.index == 0 { buf.capture("pos_embed", rows: 0..<(1 + g.N), from: buf.pos, ld: C, cols: C) }
     }
@@ -328,6 +332,16 @@ extension FluxViTModel {
         Elementwise.residualScaleAdd(rows: count, cols: C, x: x, ldx: C, y: mlpOut, ldy: C, bias: wt.fc2Bias, gamma: wt.gamma2)
         if !buf.captures.isEmpty { buf.capture("blocks.\(i).out", rows: rows, from: buf.x, ld: C, cols: C) }
     }
+}
+
+/// What the patch embedding keeps for its backward (training).
+struct PatchSaves {
+    /// [B·N, 3P²] raw patch pixels, (row, column, channel) order.
+    let raw: UnsafeMutablePointer<Float>
+    /// [B·N]: 1/rms of the raw patches and of the projection output.
+    let rstdBefore, rstdAfter: UnsafeMutablePointer<Float>
+    /// [B·N, C]: projection output plus bias, before the second norm.
+    let embedPre: UnsafeMutablePointer<Float>
 }
 
 /// Where one block writes its intermediate values. For inference they share scratch buffers

@@ -13,6 +13,10 @@ public final class FluxViTModel {
     public let pool: ComputePool
 
     let workspace = Workspace()
+    /// The training tape and backward scratch (kept apart so inference never disturbs a tape).
+    let trainingWorkspace = Workspace()
+    /// The geometry and head of the last `trainingForward`.
+    var tapeRecord: TapeRecord?
     /// Each block's parameter offsets, resolved once (no name lookups in the hot loop).
     let blockSlots: [BlockSlots]
     /// Pointers to each block's parameters.

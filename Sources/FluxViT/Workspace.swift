@@ -1,24 +1,21 @@
 /// A growable set of named fp32 buffers reused across calls, so that steady-state forwards
 /// allocate nothing: a buffer is reallocated only when a call needs more than it holds.
 final class Workspace {
-    private var buffers: [UnsafeMutablePointer<Float>] = []
-    private var capacities: [Int] = []
+    private var buffers: [Int: (pointer: UnsafeMutablePointer<Float>, capacity: Int)] = [:]
 
-    deinit { for b in buffers { b.deallocate() } }
+    deinit { for (_, b) in buffers { b.pointer.deallocate() } }
 
-    /// Buffer `slot` with room for at least `count` floats (64-byte aligned). Contents are kept
-    /// only while the capacity suffices; callers overwrite before reading.
-    func buffer(_ slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
-        while buffers.count <= slot {
-            buffers.append(Self.allocate(16))
-            capacities.append(16)
+    /// Buffer `slot` with room for at least `count` floats (64-byte aligned, zero-filled when first
+    /// allocated). Contents are kept while the capacity suffices; `zeroed` clears `count` floats.
+    func buffer(_ slot: Int, count: Int, zeroed: Bool = false) -> UnsafeMutablePointer<Float> {
+        if let existing = buffers[slot], existing.capacity >= count {
+            if zeroed { existing.pointer.update(repeating: 0, count: count) }
+            return existing.pointer
         }
-        if capacities[slot] < count {
-            buffers[slot].deallocate()
-            buffers[slot] = Self.allocate(count)
-            capacities[slot] = count
-        }
-        return buffers[slot]
+        buffers[slot]?.pointer.deallocate()
+        let pointer = Self.allocate(count)
+        buffers[slot] = (pointer, max(count, 16))
+        return pointer
     }
 
     private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {

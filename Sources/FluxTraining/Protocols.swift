@@ -1,0 +1,91 @@
+import FluxTensor
+
+/// What one rank contributes to a step's reduction, besides its gradients.
+public struct StepTotals: Equatable, Sendable {
+    /// Samples this rank processed (after skipping unreadable ones).
+    public var samples: Double
+    /// Sum over samples of each loss term (ce.0, ce.1, ce.2, align.1, align.2).
+    public var lossSums: [Double]
+    /// 1 when this rank saw a non-finite loss or gradient.
+    public var nonFinite: Double
+
+    public init(samples: Double, lossSums: [Double], nonFinite: Bool) {
+        self.samples = samples
+        self.lossSums = lossSums
+        self.nonFinite = nonFinite ? 1 : 0
+    }
+}
+
+/// Sums the gradient buffer across ranks, together with the step's totals, in one collective.
+///
+/// Contract (the ring all-reduce implements it later; `LocalReducer` now):
+/// - Synchronous, on the caller's own thread; returns when every rank holds the same sums.
+/// - `gradients` (count floats) is replaced by the element-wise sum over ranks; `totals` by the
+///   sum of every rank's totals (the non-finite flag is therefore > 0 if any rank saw one).
+/// - Throws `ReductionError` when a peer is lost or the ring's generation changes; the caller
+///   then rolls back to its last commit. Nothing is partially applied that the caller relies on.
+public protocol GradientReducer: AnyObject {
+    /// Ranks taking part (1 for local training).
+    var worldSize: Int { get }
+    /// This caller's rank.
+    var rank: Int { get }
+    func allReduce(gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals) throws(ReductionError)
+}
+
+/// Why a reduction did not complete.
+public enum ReductionError: Error, Equatable, CustomStringConvertible {
+    case peerLost(rank: Int, reason: String)
+    case generationChanged(from: Int, to: Int)
+    case timedOut(seconds: Double)
+
+    public var description: String {
+        switch self {
+        case let .peerLost(rank, reason): "ring peer \(rank) was lost: \(reason); rolling back to the last commit"
+        case let .generationChanged(from, to): "ring generation changed from \(from) to \(to); rolling back to the last commit"
+        case let .timedOut(s): "ring operation timed out after \(s) s; rolling back to the last commit"
+        }
+    }
+}
+
+/// The one-process reducer: the sums are this rank's own values.
+public final class LocalReducer: GradientReducer {
+    public let worldSize = 1
+    public let rank = 0
+    public init() {}
+    public func allReduce(gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals) throws(ReductionError) {}
+}
+
+/// One training sample: a normalized clip [3, T, R, R] and its label.
+public struct Sample: Sendable {
+    public var clip: Tensor
+    public var label: Int
+    public init(clip: Tensor, label: Int) {
+        self.clip = clip
+        self.label = label
+    }
+}
+
+/// What a rank processes in one step.
+public struct RankBatch: Sendable {
+    /// The samples that could be read, in global order.
+    public var samples: [Sample]
+    /// Global indices of samples that could not be read: skipped and counted, never replaced.
+    public var skipped: [Int]
+    public init(samples: [Sample], skipped: [Int]) {
+        self.samples = samples
+        self.skipped = skipped
+    }
+}
+
+/// Where a step's clips come from.
+///
+/// Contract: `batch(epoch:step:rank:worldSize:plan:)` returns this rank's near-equal slice of the
+/// fixed global batch of that step — the r-th of `worldSize` contiguous slices of the epoch
+/// permutation from (seed, epoch) — decoded at the plan's frames and resolution, with every random
+/// choice keyed by (seed, epoch, step, sample index, purpose), never by rank. Deterministic: the
+/// same arguments give the same samples. Unreadable samples are listed in `skipped`.
+public protocol ClipSource: AnyObject {
+    /// Samples in one epoch.
+    var count: Int { get }
+    func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch
+}

@@ -74,6 +74,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case labelCount(labels: Int, clips: Int)
     case labelOutOfRange(label: Int, classes: Int)
     case nonFiniteStreak(steps: Int, limit: Int)
+    case datasetTooSmall(samples: Int, globalBatch: Int)
 
     public var description: String {
         switch self {
@@ -82,6 +83,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
             "label \(label) is outside 0..<\(classes) (num_classes); check the manifest's labels or the model's num_classes"
         case let .nonFiniteStreak(steps, limit):
             "\(steps) steps in a row had a non-finite loss or gradient (limit \(limit)); lower the learning rate or check the data"
+        case let .datasetTooSmall(samples, batch):
+            "the dataset has \(samples) samples, fewer than one global batch of \(batch); lower the batch size or add data"
         }
     }
 }

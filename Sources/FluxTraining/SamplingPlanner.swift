@@ -4,6 +4,12 @@ public struct SamplingPlan: Equatable, Sendable {
     public var resolution: Int
     /// Patch tokens T·(R/P)².
     public var tokens: Int
+
+    public init(frames: Int, resolution: Int, tokens: Int) {
+        self.frames = frames
+        self.resolution = resolution
+        self.tokens = tokens
+    }
 }
 
 /// Counter-based random numbers: a pure function of (seed, epoch, step, index, purpose), so that

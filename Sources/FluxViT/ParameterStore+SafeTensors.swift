@@ -11,31 +11,40 @@ extension ParameterStore {
 
     /// Loads from a decoded file; `path` names it in errors.
     public func load(_ file: SafeTensors.File, path: String) throws(WeightsError) {
-        var tensors = file.tensors
-        for prefix in ["module.", "model."] where !tensors.isEmpty && tensors.keys.allSatisfy({ $0.hasPrefix(prefix) }) {
-            tensors = Dictionary(uniqueKeysWithValues: tensors.map { (String($0.dropFirst(prefix.count)), $1) })
+        let tensors = Self.strippingPrefix(file.tensors)
+        let issues = issues(with: tensors)
+        guard issues.isEmpty else { throw .mismatch(path: path, issues) }
+        for slot in slots {
+            guard case let .float(tensor)? = tensors[slot.name] else { continue }
+            tensor.scalars.withUnsafeBufferPointer { (values + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
         }
+    }
+
+    /// Every missing, unexpected and mis-shaped tensor of `tensors` against this layout.
+    public func issues(with tensors: [String: SafeTensors.Value]) -> [WeightIssue] {
+        let tensors = Self.strippingPrefix(tensors)
         var issues: [WeightIssue] = []
-        var accepted: [(ParameterSlot, Tensor)] = []
         for slot in slots {
             switch tensors[slot.name] {
-            case nil:
-                issues.append(.missing(name: slot.name, shape: slot.shape))
-            case let .float(t)?:
-                if t.shape == slot.shape { accepted.append((slot, t)) } else {
-                    issues.append(.misshaped(name: slot.name, expected: slot.shape, found: t.shape))
-                }
-            case let .int(shape, _)?:
-                issues.append(.misshaped(name: slot.name, expected: slot.shape, found: shape))
+            case nil: issues.append(.missing(name: slot.name, shape: slot.shape))
+            case let .float(t)? where t.shape != slot.shape:
+                issues.append(.misshaped(name: slot.name, expected: slot.shape, found: t.shape))
+            case let .int(shape, _)?: issues.append(.misshaped(name: slot.name, expected: slot.shape, found: shape))
+            default: break
             }
         }
         for name in tensors.keys.sorted() where slot(name) == nil {
             issues.append(.unexpected(name: name, shape: tensors[name]!.shape))
         }
-        guard issues.isEmpty else { throw .mismatch(path: path, issues) }
-        for (slot, tensor) in accepted {
-            tensor.scalars.withUnsafeBufferPointer { (values + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
+        return issues
+    }
+
+    /// Drops a `module.` or `model.` prefix that every name carries (PyTorch wrappers).
+    static func strippingPrefix(_ tensors: [String: SafeTensors.Value]) -> [String: SafeTensors.Value] {
+        for prefix in ["module.", "model."] where !tensors.isEmpty && tensors.keys.allSatisfy({ $0.hasPrefix(prefix) }) {
+            return Dictionary(uniqueKeysWithValues: tensors.map { (String($0.dropFirst(prefix.count)), $1) })
         }
+        return tensors
     }
 
     /// Every parameter as a safetensors file (spec §3 names), with `metadata`.

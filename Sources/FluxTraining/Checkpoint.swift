@@ -1,0 +1,190 @@
+import Foundation
+import FluxViT
+
+/// The training state a checkpoint restores exactly (besides parameters and moments).
+public struct TrainingState: Codable, Equatable, Sendable {
+    /// Format of this record; a checkpoint of another format is refused with a hint.
+    public var formatVersion: Int = Checkpoint.formatVersion
+    /// Optimizer steps taken (= global step index of the next step).
+    public var step: Int
+    /// Epoch of the next step, and the next step's index within it (the data cursor).
+    public var epoch: Int
+    public var stepInEpoch: Int
+    public var seed: UInt64
+    /// Steps skipped in a row for a non-finite loss or gradient, and in total.
+    public var nonFiniteStreak: Int = 0
+    public var nonFiniteSteps: Int = 0
+    /// Unreadable samples skipped so far.
+    public var skippedSamples: Int = 0
+    /// The model YAML, so a checkpoint of another shape is caught before tensors are compared.
+    public var modelYAML: String
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", step, epoch, stepInEpoch = "step_in_epoch", seed
+        case nonFiniteStreak = "non_finite_streak", nonFiniteSteps = "non_finite_steps"
+        case skippedSamples = "skipped_samples", modelYAML = "model_yaml"
+    }
+}
+
+/// A checkpoint folder: `model.safetensors` (spec §3 names), `optimizer.safetensors`
+/// (`exp_avg.NAME`, `exp_avg_sq.NAME`) and `state.json`. Written as a temporary folder whose files
+/// and the folder itself are fsynced, then renamed into place, so a crash leaves either the old
+/// checkpoint or the new one, never half of one.
+public enum Checkpoint {
+    public static let formatVersion = 1
+
+    /// The folder name of step `step` (sorts by step).
+    public static func folderName(step: Int) -> String { String(format: "step-%09d", step) }
+
+    /// Writes a checkpoint into `directory/step-NNNNNNNNN` and keeps only the newest `keep`.
+    @discardableResult
+    public static func save(
+        model: FluxViTModel, optimizer: AdamW, state: TrainingState, in directory: URL, keep: Int
+    ) throws(CheckpointError) -> URL {
+        let fm = FileManager.default
+        let final = directory.appendingPathComponent(folderName(step: state.step))
+        let temporary = directory.appendingPathComponent(".tmp-\(folderName(step: state.step))-\(ProcessInfo.processInfo.processIdentifier)")
+        do {
+            try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+            try? fm.removeItem(at: temporary)
+            try fm.createDirectory(at: temporary, withIntermediateDirectories: false)
+            let params = model.parameters
+            try write(SafeTensors.encode(params.file(metadata: ["format": "\(formatVersion)"])), to: temporary.appendingPathComponent("model.safetensors"))
+            var moments: [String: SafeTensors.Value] = [:]
+            for slot in params.slots {
+                let avg = Array(UnsafeBufferPointer(start: optimizer.expAvg + slot.offset, count: slot.count))
+                let sq = Array(UnsafeBufferPointer(start: optimizer.expAvgSq + slot.offset, count: slot.count))
+                moments["exp_avg.\(slot.name)"] = .float(.init(shape: slot.shape, scalars: avg))
+                moments["exp_avg_sq.\(slot.name)"] = .float(.init(shape: slot.shape, scalars: sq))
+            }
+            try write(SafeTensors.encode(.init(tensors: moments, metadata: ["format": "\(formatVersion)", "step": "\(optimizer.step)"])),
+                      to: temporary.appendingPathComponent("optimizer.safetensors"))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try write(try encoder.encode(state), to: temporary.appendingPathComponent("state.json"))
+            try fsync(path: temporary.path)
+            if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
+            guard rename(temporary.path, final.path) == 0 else {
+                throw CheckpointError.unwritable(path: final.path, reason: String(cString: strerror(errno)))
+            }
+            try fsync(path: directory.path)
+        } catch let error as CheckpointError {
+            try? fm.removeItem(at: temporary)
+            throw error
+        } catch {
+            try? fm.removeItem(at: temporary)
+            throw .unwritable(path: final.path, reason: (error as NSError).localizedDescription)
+        }
+        prune(directory, keep: keep)
+        return final
+    }
+
+    /// The newest complete checkpoint folder in `directory`, if any.
+    public static func latest(in directory: URL) -> URL? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasPrefix("step-") }.sorted().last.map { directory.appendingPathComponent($0) }
+    }
+
+    /// Restores parameters, moments and the optimizer step from `folder`; returns the state.
+    /// Nothing is changed unless the whole checkpoint fits the model.
+    public static func load(from folder: URL, model: FluxViTModel, optimizer: AdamW) throws(CheckpointError) -> TrainingState {
+        let statePath = folder.appendingPathComponent("state.json").path
+        guard let data = FileManager.default.contents(atPath: statePath) else {
+            throw .incomplete(path: folder.path, missing: "state.json")
+        }
+        let state: TrainingState
+        do {
+            state = try JSONDecoder().decode(TrainingState.self, from: data)
+        } catch {
+            throw .corrupt(path: statePath, reason: "\(error)")
+        }
+        guard state.formatVersion == formatVersion else {
+            throw .version(path: folder.path, found: state.formatVersion, expected: formatVersion)
+        }
+        let modelPath = folder.appendingPathComponent("model.safetensors").path
+        let optimizerPath = folder.appendingPathComponent("optimizer.safetensors").path
+        do {
+            let weights = try SafeTensors.read(path: modelPath)
+            let moments = try SafeTensors.read(path: optimizerPath)
+            var issues: [WeightIssue] = []
+            for slot in model.parameters.slots {
+                for key in ["exp_avg.\(slot.name)", "exp_avg_sq.\(slot.name)"] {
+                    switch moments.tensors[key] {
+                    case .float(let t)? where t.shape == slot.shape: break
+                    case let value?: issues.append(.misshaped(name: key, expected: slot.shape, found: value.shape))
+                    case nil: issues.append(.missing(name: key, shape: slot.shape))
+                    }
+                }
+            }
+            // Name every mismatched tensor first; then refuse a same-shaped model of another config.
+            let weightIssues = model.parameters.issues(with: weights.tensors)
+            if !weightIssues.isEmpty { throw WeightsError.mismatch(path: modelPath, weightIssues) }
+            if !issues.isEmpty { throw WeightsError.mismatch(path: optimizerPath, issues) }
+            if let saved = try? FluxViTConfig.parse(yaml: state.modelYAML), saved != model.config {
+                throw CheckpointError.otherModel(path: folder.path, saved: state.modelYAML, current: model.config.yaml)
+            }
+            try model.parameters.load(weights, path: modelPath)
+            for slot in model.parameters.slots {
+                if case let .float(avg)? = moments.tensors["exp_avg.\(slot.name)"],
+                   case let .float(sq)? = moments.tensors["exp_avg_sq.\(slot.name)"] {
+                    avg.scalars.withUnsafeBufferPointer { (optimizer.expAvg + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
+                    sq.scalars.withUnsafeBufferPointer { (optimizer.expAvgSq + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
+                }
+            }
+        } catch let error as WeightsError {
+            throw .weights(error)
+        } catch let error as CheckpointError {
+            throw error
+        } catch {
+            throw .corrupt(path: folder.path, reason: "\(error)")
+        }
+        model.parametersChanged()
+        optimizer.restore(step: state.step)
+        return state
+    }
+
+    private static func write(_ data: Data, to url: URL) throws {
+        guard FileManager.default.createFile(atPath: url.path, contents: data) else {
+            throw CheckpointError.unwritable(path: url.path, reason: "cannot create the file")
+        }
+        try fsync(path: url.path)
+    }
+
+    private static func fsync(path: String) throws(CheckpointError) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw .unwritable(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        guard Foundation.fsync(fd) == 0 else { throw .unwritable(path: path, reason: "fsync: \(String(cString: strerror(errno)))") }
+    }
+
+    private static func prune(_ directory: URL, keep: Int) {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+            .filter { $0.hasPrefix("step-") }.sorted()
+        for name in names.dropLast(max(keep, 1)) {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+        }
+    }
+}
+
+/// A checkpoint that cannot be written or used.
+public enum CheckpointError: Error, CustomStringConvertible {
+    case unwritable(path: String, reason: String)
+    case incomplete(path: String, missing: String)
+    case corrupt(path: String, reason: String)
+    case version(path: String, found: Int, expected: Int)
+    case otherModel(path: String, saved: String, current: String)
+    case weights(WeightsError)
+
+    public var description: String {
+        switch self {
+        case let .unwritable(path, reason): "cannot write checkpoint '\(path)': \(reason). Check free space and permissions."
+        case let .incomplete(path, missing): "checkpoint '\(path)' is incomplete: \(missing) is missing. Resume from an earlier checkpoint."
+        case let .corrupt(path, reason): "checkpoint '\(path)' is damaged: \(reason). Resume from an earlier checkpoint."
+        case let .version(path, found, expected):
+            "checkpoint '\(path)' has format \(found); this build reads format \(expected).\n---> HINT: resume with the Flux version that wrote it, or start again."
+        case let .otherModel(path, saved, current):
+            "checkpoint '\(path)' is of another model:\n\(saved)\nthis run's model:\n\(current)Use the model YAML the checkpoint was trained with."
+        case let .weights(error): "\(error)"
+        }
+    }
+}

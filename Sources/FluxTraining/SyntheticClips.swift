@@ -1,0 +1,55 @@
+import FluxTensor
+
+/// An in-memory `ClipSource` of reproducible random clips, for tests and benchmarks: sample i's
+/// clip is a pure function of (seed, i) at any (T, R), so every rank and every resume sees the
+/// same data. Labels are i mod classes. The epoch permutation comes from (seed, epoch).
+public final class SyntheticClips: ClipSource {
+    public let count: Int
+    public let classes: Int
+    public let seed: UInt64
+    public let globalBatch: Int
+    /// Sample indices that "cannot be read" (skipped and counted, never replaced).
+    public var unreadable: Set<Int> = []
+    /// Scale of each clip's values; a non-finite value poisons every clip (tests the skip path).
+    public var amplitude: Float = 1
+
+    public init(count: Int, classes: Int, seed: UInt64, globalBatch: Int) {
+        self.count = count
+        self.classes = classes
+        self.seed = seed
+        self.globalBatch = globalBatch
+    }
+
+    /// The epoch's order of sample indices, from (seed, epoch) only (Fisher–Yates).
+    public func permutation(epoch: Int) -> [Int] {
+        var order = Array(0..<count)
+        var random = StepRandom(seed: seed, epoch: epoch, step: 0, purpose: .permutation)
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }
+        return order
+    }
+
+    public func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch {
+        let order = permutation(epoch: epoch)
+        let global = Array(order[(step * globalBatch)..<((step + 1) * globalBatch)])
+        let slice = global[(globalBatch * rank / worldSize)..<(globalBatch * (rank + 1) / worldSize)]
+        var samples: [Sample] = []
+        var skipped: [Int] = []
+        for index in slice {
+            if unreadable.contains(index) {
+                skipped.append(index)
+                continue
+            }
+            samples.append(Sample(clip: clip(index: index, frames: plan.frames, size: plan.resolution), label: index % classes))
+        }
+        return RankBatch(samples: samples, skipped: skipped)
+    }
+
+    /// Sample `index` at T frames of size² pixels: [3, T, size, size].
+    public func clip(index: Int, frames: Int, size: Int) -> Tensor {
+        var random = StepRandom(seed: seed, epoch: 0, step: 0, index: index, purpose: .crop)
+        let count = 3 * frames * size * size
+        var values = [Float](repeating: 0, count: count)
+        for i in 0..<count { values[i] = (Float(random.unit()) * 2 - 1) * 1.7 * amplitude }
+        return Tensor(shape: [3, frames, size, size], scalars: values)
+    }
+}

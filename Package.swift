@@ -37,7 +37,7 @@ let package = Package(
             dependencies: ["FluxViT", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "flux-bench",
-            dependencies: ["FluxViT", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["FluxViT", "FluxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests.
         .target(name: "FluxTestKit", dependencies: ["FluxTensor", "FluxViT"]),

@@ -14,6 +14,18 @@ public enum RMSNorm {
         guard rows > 0 else { return }
         flux_rmsnorm_forward(Int32(rows), Int32(cols), x, Int32(ldx), weight, eps, y, Int32(ldy), rstd)
     }
+
+    /// dX += rstd·(g − x̂·mean(g ⊙ x̂)) with g = dY ⊙ w, x̂ = x·rstd; dWeight += Σ_rows dY ⊙ x̂.
+    /// dX may be nil (only dWeight wanted) or equal dY. Reference: the chain rule through
+    /// y = x·(mean(x²)+ε)^(−½)·w, as PyTorch's autograd of the same expression.
+    @inline(__always)
+    public static func backward(
+        rows: Int, cols: Int, x: UnsafePointer<Float>, ldx: Int, weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        dY: UnsafePointer<Float>, lddY: Int, dX: UnsafeMutablePointer<Float>?, lddX: Int, dWeight: UnsafeMutablePointer<Float>?
+    ) {
+        guard rows > 0 else { return }
+        flux_rmsnorm_backward(Int32(rows), Int32(cols), x, Int32(ldx), weight, rstd, dY, Int32(lddY), dX, Int32(lddX), dWeight)
+    }
 }
 
 /// LayerNorm over the last axis (spec §4.5–4.7), biased variance. x, y: [rows, cols].
@@ -28,6 +40,19 @@ public enum LayerNorm {
         guard rows > 0 else { return }
         flux_layernorm_forward(
             Int32(rows), Int32(cols), x, Int32(ldx), weight, bias, eps, y, Int32(ldy), mean, rstd)
+    }
+
+    /// dX += rstd·(g − mean(g) − x̂·mean(g ⊙ x̂)), g = dY ⊙ w; dWeight += Σ dY ⊙ x̂; dBias += Σ dY.
+    /// Reference: https://cs231n.github.io/ (batch-norm derivation, per row instead of per column).
+    @inline(__always)
+    public static func backward(
+        rows: Int, cols: Int, x: UnsafePointer<Float>, ldx: Int, weight: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+        rstd: UnsafePointer<Float>, dY: UnsafePointer<Float>, lddY: Int, dX: UnsafeMutablePointer<Float>?, lddX: Int,
+        dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?
+    ) {
+        guard rows > 0 else { return }
+        flux_layernorm_backward(
+            Int32(rows), Int32(cols), x, Int32(ldx), weight, mean, rstd, dY, Int32(lddY), dX, Int32(lddX), dWeight, dBias)
     }
 }
 
@@ -47,9 +72,23 @@ public enum GELU {
         pre: UnsafeMutablePointer<Float>? = nil
     ) {
         guard rows > 0 else { return }
-        flux_bias_gelu_forward(
-            Int32(rows), Int32(cols), x, bias, Int32(kind == .tanh ? FLUX_GELU_TANH : FLUX_GELU_ERF), pre)
+        flux_bias_gelu_forward(Int32(rows), Int32(cols), x, bias, kind.code, pre)
     }
+
+    /// dX = dY ⊙ GELU′(pre) (overwritten; dX may equal dY); dBias += Σ_rows dX. pre: x + bias
+    /// as the forward saved it. All [rows, cols] with ld = cols.
+    @inline(__always)
+    public static func backward(
+        rows: Int, cols: Int, pre: UnsafePointer<Float>, dY: UnsafePointer<Float>, kind: GELUKind,
+        dX: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?
+    ) {
+        guard rows > 0 else { return }
+        flux_bias_gelu_backward(Int32(rows), Int32(cols), pre, dY, kind.code, dX, dBias)
+    }
+}
+
+extension GELUKind {
+    var code: Int32 { Int32(self == .tanh ? FLUX_GELU_TANH : FLUX_GELU_ERF) }
 }
 
 /// Elementwise helpers of the block (spec §4.4).
@@ -104,5 +143,27 @@ public enum Attention {
         flux_attention_forward(
             Int32(queries), Int32(keys), Int32(headDim), q, Int32(ldq), k, Int32(ldk), v, Int32(ldv), scale, out,
             Int32(ldo), lse, scratch)
+    }
+
+    /// Scratch floats one backward call needs.
+    public static func backwardScratchCount(keys: Int, headDim: Int) -> Int {
+        flux_attention_backward_scratch_floats(Int32(keys), Int32(headDim))
+    }
+
+    /// Flash-attention backward (probabilities recomputed from `lse`): dQ for the call's query rows
+    /// is overwritten; dK and dV for all keys are accumulated, so threads splitting query rows give
+    /// each its own dK/dV and sum them. Reference: Dao, "FlashAttention-2", Algorithm 2.
+    @inline(__always)
+    public static func backward(
+        queries: Int, keys: Int, headDim: Int, q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int,
+        v: UnsafePointer<Float>, ldv: Int, out: UnsafePointer<Float>, ldo: Int, lse: UnsafePointer<Float>,
+        dOut: UnsafePointer<Float>, lddOut: Int, scale: Float, dQ: UnsafeMutablePointer<Float>, lddQ: Int,
+        dK: UnsafeMutablePointer<Float>, lddK: Int, dV: UnsafeMutablePointer<Float>, lddV: Int,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        guard queries > 0 else { return }
+        flux_attention_backward(
+            Int32(queries), Int32(keys), Int32(headDim), q, Int32(ldq), k, Int32(ldk), v, Int32(ldv), out, Int32(ldo), lse,
+            dOut, Int32(lddOut), scale, dQ, Int32(lddQ), dK, Int32(lddK), dV, Int32(lddV), scratch)
     }
 }

@@ -1,4 +1,4 @@
-import CFluxKernels
+
 import COpenBLAS
 import FluxTensor
 
@@ -180,7 +180,7 @@ struct Tape {
         privateDKV = (0..<threads).map { t in (0..<2).map { ws.buffer(TapeSlot.privateDKV + 2 * t + $0, count: 2 * g.rows * C) } }
         let D = c.clipEmbedDim, H = c.attnPoolNumHeads, n = g.n
         headScratch = (0..<threads).map { ws.buffer(TapeSlot.headScratch + $0, count: 3 * D + 4 * C + 2 * H * C + n * H + 2 * n * C + 64) }
-        let attention = Int(flux_attention_backward_scratch_floats(Int32(g.n), Int32(c.headDim)))
+        let attention = Attention.backwardScratchCount(keys: g.n, headDim: c.headDim)
         attentionScratch = (0..<threads).map { ws.buffer(TapeSlot.attentionScratch + $0, count: attention) }
         let share = (g.B * g.N + threads - 1) / threads + 1
         dProjected = (0..<threads).map { ws.buffer(TapeSlot.dProjected + $0, count: share * C) }
@@ -249,8 +249,7 @@ extension FluxViTModel {
             cblas_sger(CblasRowMajor, Int32(K), Int32(D), 1, dl, 1, v.fn, 1, dw.head[j], Int32(D))
             for k in 0..<K { dw.headBias[j][k] += dl[k] }
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(K), Int32(D), 1, w.head[j], Int32(D), dl, 1, 0, dfn, 1)
-            flux_layernorm_backward(1, Int32(D), v.f, Int32(D), w.fcNorm, v.fcStats, v.fcStats + 1, dfn, Int32(D), df,
-                                    Int32(D), dw.fcNorm, dw.fcNormBias)
+            LayerNorm.backward(rows: 1, cols: D, x: v.f, ldx: D, weight: w.fcNorm, mean: v.fcStats, rstd: v.fcStats + 1, dY: dfn, lddY: D, dX: df, lddX: D, dWeight: dw.fcNorm, dBias: dw.fcNormBias)
 
             // proj m = l2n(LN_m(W_m f + b_m))
             if let m = projector, let dProjection {
@@ -261,8 +260,7 @@ extension FluxViTModel {
                 for d in 0..<D { dot += y[d] / norm * gOut[d] }
                 for d in 0..<D { dfn[d] = (gOut[d] - y[d] / norm * dot) / norm }
                 for d in 0..<D { dPre[d] = 0 }
-                flux_layernorm_backward(1, Int32(D), v.projPre[m], Int32(D), dec.norm, v.projStats[m], v.projStats[m] + 1,
-                                        dfn, Int32(D), dPre, Int32(D), ddec.norm, ddec.normBias)
+                LayerNorm.backward(rows: 1, cols: D, x: v.projPre[m], ldx: D, weight: dec.norm, mean: v.projStats[m], rstd: v.projStats[m] + 1, dY: dfn, lddY: D, dX: dPre, lddX: D, dWeight: ddec.norm, dBias: ddec.normBias)
                 cblas_sger(CblasRowMajor, Int32(D), Int32(D), 1, dPre, 1, v.f, 1, ddec.weight, Int32(D))
                 for d in 0..<D { ddec.bias[d] += dPre[d] }
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(D), Int32(D), 1, dec.weight, Int32(D), dPre, 1, 1, df, 1)
@@ -285,8 +283,7 @@ extension FluxViTModel {
             BLAS.sgemm(m: n, n: C, k: H, a: v.probs, lda: H, b: dz, ldb: C, c: dNormed, ldc: C)
             BLAS.sgemm(transB: true, m: n, n: H, k: C, a: normed, lda: C, b: dz, ldb: C, c: dS, ldc: H)
             for i in 0..<n * C { dx[i] = 0 }
-            flux_layernorm_backward(Int32(n), Int32(C), x, Int32(C), pw.normV, v.vStats, v.vStats + n, dNormed, Int32(C), dx,
-                                    Int32(C), dp.normV, dp.normVBias)
+            LayerNorm.backward(rows: n, cols: C, x: x, ldx: C, weight: pw.normV, mean: v.vStats, rstd: v.vStats + n, dY: dNormed, lddY: C, dX: dx, lddX: C, dWeight: dp.normV, dBias: dp.normVBias)
             // Softmax: dS = P ⊙ (dP − Σᵢ P dP), per head.
             for h in 0..<H {
                 var dot: Float = 0
@@ -297,8 +294,7 @@ extension FluxViTModel {
             LayerNorm.forward(rows: n, cols: C, x: x, ldx: C, weight: pw.normK, bias: pw.normKBias, eps: 1e-5, y: normed, ldy: C)
             BLAS.sgemm(m: n, n: C, k: H, a: dS, lda: H, b: v.u, ldb: C, c: dNormed, ldc: C)
             BLAS.sgemm(transA: true, m: H, n: C, k: n, a: dS, lda: H, b: normed, ldb: C, c: y, ldc: C)
-            flux_layernorm_backward(Int32(n), Int32(C), x, Int32(C), pw.normK, v.kStats, v.kStats + n, dNormed, Int32(C), dx,
-                                    Int32(C), dp.normK, dp.normKBias)
+            LayerNorm.backward(rows: n, cols: C, x: x, ldx: C, weight: pw.normK, mean: v.kStats, rstd: v.kStats + n, dY: dNormed, lddY: C, dX: dx, lddX: C, dWeight: dp.normK, dBias: dp.normKBias)
             // dq_h = scale·W_k,h y_h; dW_k,h += scale·q_h ⊗ y_h (d b_k is exactly 0: it cancels in the softmax).
             let scale = 1 / Float(dh).squareRoot()
             for h in 0..<H {
@@ -312,8 +308,7 @@ extension FluxViTModel {
             for ch in 0..<C { dp.qBias[ch] += dq[ch] }
             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(C), Int32(C), 1, pw.q, Int32(C), dq, 1, 0, dqn, 1)
             for ch in 0..<C { dq0[ch] = 0 }
-            flux_layernorm_backward(1, Int32(C), v.q0, Int32(C), pw.normQ, v.qStats, v.qStats + 1, dqn, Int32(C), dq0, Int32(C),
-                                    dp.normQ, dp.normQBias)
+            LayerNorm.backward(rows: 1, cols: C, x: v.q0, ldx: C, weight: pw.normQ, mean: v.qStats, rstd: v.qStats + 1, dY: dqn, lddY: C, dX: dq0, lddX: C, dWeight: dp.normQ, dBias: dp.normQBias)
             let inverse = 1 / Float(n)
             for i in 0..<n { for ch in 0..<C { dx[i * C + ch] += dq0[ch] * inverse } }
         }
@@ -343,13 +338,12 @@ extension FluxViTModel {
         GELU.forward(rows: count, cols: Hd, x: hidden, bias: tape.zeroBias, kind: c.gelu)
         BLAS.sgemm(transA: true, m: C, n: Hd, k: count, a: dxn, lda: C, b: hidden, ldb: Hd, beta: 1, c: gw.fc2, ldc: Hd)
         BLAS.sgemm(m: count, n: Hd, k: C, a: dxn, lda: C, b: wt.fc2, ldb: Hd, c: dHidden, ldc: Hd)
-        flux_bias_gelu_backward(Int32(count), Int32(Hd), pre, dHidden, Int32(c.gelu == .tanh ? FLUX_GELU_TANH : FLUX_GELU_ERF),
-                                dHidden, gw.fc1Bias)
+        GELU.backward(rows: count, cols: Hd, pre: pre, dY: dHidden, kind: c.gelu, dX: dHidden, dBias: gw.fc1Bias)
         // pre = RMSNorm₂(x_mid)·W₁ᵀ + b₁
         BLAS.sgemm(transA: true, m: Hd, n: C, k: count, a: dHidden, lda: Hd, b: xn, ldb: C, beta: 1, c: gw.fc1, ldc: C)
         BLAS.sgemm(m: count, n: C, k: Hd, a: dHidden, lda: Hd, b: wt.fc1, ldb: C, c: dxn, ldc: C)
         // d x_mid = dx + RMSNorm₂ backward (in place into dx).
-        flux_rmsnorm_backward(Int32(count), Int32(C), xMid, Int32(C), wt.norm2, s.rstd2 + r0, dxn, Int32(C), dx, Int32(C), gw.norm2)
+        RMSNorm.backward(rows: count, cols: C, x: xMid, ldx: C, weight: wt.norm2, rstd: s.rstd2 + r0, dY: dxn, lddY: C, dX: dx, lddX: C, dWeight: gw.norm2)
 
         // x_mid = x_in + γ₁ ⊙ (projOut + b_proj); projOut = mixed·W_projᵀ, mixed = heads + LPE(v).
         scaledResidualBackward(rows: count, cols: C, dOut: dx, y: projOut, bias: wt.projBias, gamma: wt.gamma1,
@@ -383,16 +377,7 @@ extension FluxViTModel {
             let b = row / g.n, sampleEnd = min((b + 1) * g.n, rows.upperBound)
             let first = b * g.n
             for head in 0..<c.numHeads {
-                flux_attention_backward(
-                    Int32(sampleEnd - row), Int32(g.n), Int32(dh),
-                    s.qk + row * 2 * C + head * dh, Int32(2 * C),
-                    s.qk + first * 2 * C + C + head * dh, Int32(2 * C),
-                    s.qkvRaw + first * C3 + 2 * C + head * dh, Int32(C3),
-                    s.heads + row * C + head * dh, Int32(C), s.lse + head * g.rows + row,
-                    tape.dHeads + row * C + head * dh, Int32(C), scale,
-                    tape.dqkv + row * C3 + head * dh, Int32(C3),
-                    privateKV + first * 2 * C + head * dh, Int32(2 * C),
-                    privateKV + first * 2 * C + C + head * dh, Int32(2 * C), scratch)
+                Attention.backward(queries: sampleEnd - row, keys: g.n, headDim: dh, q: s.qk + row * 2 * C + head * dh, ldq: 2 * C, k: s.qk + first * 2 * C + C + head * dh, ldk: 2 * C, v: s.qkvRaw + first * C3 + 2 * C + head * dh, ldv: C3, out: s.heads + row * C + head * dh, ldo: C, lse: s.lse + head * g.rows + row, dOut: tape.dHeads + row * C + head * dh, lddOut: C, scale: scale, dQ: tape.dqkv + row * C3 + head * dh, lddQ: C3, dK: privateKV + first * 2 * C + head * dh, lddK: 2 * C, dV: privateKV + first * 2 * C + C + head * dh, lddV: 2 * C, scratch: scratch)
             }
             row = sampleEnd
         }
@@ -410,10 +395,8 @@ extension FluxViTModel {
         // q, k ← RMSNorm(q_raw), RMSNorm(k_raw): to the raw projections, in place.
         let qkRaw = buf.qkv[0] + r0 * 2 * C  // scratch: d q_raw | d k_raw
         for r in 0..<count { for ch in 0..<(2 * C) { qkRaw[r * 2 * C + ch] = 0 } }
-        flux_rmsnorm_backward(Int32(count), Int32(C), qkv, Int32(C3), wt.qNorm, s.rstdQ + r0, dqkv, Int32(C3), qkRaw,
-                              Int32(2 * C), gw.qNorm)
-        flux_rmsnorm_backward(Int32(count), Int32(C), qkv + C, Int32(C3), wt.kNorm, s.rstdK + r0, dqkv + C, Int32(C3),
-                              qkRaw + C, Int32(2 * C), gw.kNorm)
+        RMSNorm.backward(rows: count, cols: C, x: qkv, ldx: C3, weight: wt.qNorm, rstd: s.rstdQ + r0, dY: dqkv, lddY: C3, dX: qkRaw, lddX: 2 * C, dWeight: gw.qNorm)
+        RMSNorm.backward(rows: count, cols: C, x: qkv + C, ldx: C3, weight: wt.kNorm, rstd: s.rstdK + r0, dY: dqkv + C, lddY: C3, dX: qkRaw + C, lddX: 2 * C, dWeight: gw.kNorm)
         for r in 0..<count {
             (dqkv + r * C3).update(from: qkRaw + r * 2 * C, count: 2 * C)
         }
@@ -421,7 +404,7 @@ extension FluxViTModel {
         RMSNorm.forward(rows: count, cols: C, x: xIn, ldx: C, weight: wt.norm1, eps: 1e-6, y: xn, ldy: C)
         BLAS.sgemm(transA: true, m: C3, n: C, k: count, a: dqkv, lda: C3, b: xn, ldb: C, beta: 1, c: gw.qkv, ldc: C)
         BLAS.sgemm(m: count, n: C, k: C3, a: dqkv, lda: C3, b: wt.qkv, ldb: C, c: dxn, ldc: C)
-        flux_rmsnorm_backward(Int32(count), Int32(C), xIn, Int32(C), wt.norm1, s.rstd1 + r0, dxn, Int32(C), dx, Int32(C), gw.norm1)
+        RMSNorm.backward(rows: count, cols: C, x: xIn, ldx: C, weight: wt.norm1, rstd: s.rstd1 + r0, dY: dxn, lddY: C, dX: dx, lddX: C, dWeight: gw.norm1)
         // The next (earlier) block reads only this thread's rows of dx, but its attention
         // backward reads every row of its own tape, which no thread writes: no barrier needed here.
     }
@@ -473,9 +456,7 @@ extension FluxViTModel {
         if count > 0 {
             let dProjected = tape.dProjected[ctx.index]
             dProjected.update(repeating: 0, count: count * C)
-            flux_rmsnorm_backward(Int32(count), Int32(C), tape.patch.embedPre + r0 * C, Int32(C), p.pointer("patch_embed.norm.weight"),
-                                  tape.patch.rstdAfter + r0, tape.dEmbed + r0 * C, Int32(C), dProjected, Int32(C),
-                                  grad("patch_embed.norm.weight"))
+            RMSNorm.backward(rows: count, cols: C, x: tape.patch.embedPre + r0 * C, ldx: C, weight: p.pointer("patch_embed.norm.weight"), rstd: tape.patch.rstdAfter + r0, dY: tape.dEmbed + r0 * C, lddY: C, dX: dProjected, lddX: C, dWeight: grad("patch_embed.norm.weight"))
             let dBias = grad("patch_embed.proj.bias")
             for r in 0..<count { for ch in 0..<C { dBias[ch] += dProjected[r * C + ch] } }
             // Normalized patches are recomputed from the raw ones.
@@ -485,8 +466,7 @@ extension FluxViTModel {
             BLAS.sgemm(transA: true, m: C, n: P3, k: count, a: dProjected, lda: C, b: normed, ldb: P3, beta: 1, c: dW, ldc: P3)
             let dNormed = tape.dNormed[ctx.index]
             BLAS.sgemm(m: count, n: P3, k: C, a: dProjected, lda: C, b: buf.patchWeight, ldb: P3, c: dNormed, ldc: P3)
-            flux_rmsnorm_backward(Int32(count), Int32(P3), tape.patch.raw + r0 * P3, Int32(P3), p.pointer("patch_embed.norm_before.weight"),
-                                  tape.patch.rstdBefore + r0, dNormed, Int32(P3), nil, Int32(P3), grad("patch_embed.norm_before.weight"))
+            RMSNorm.backward(rows: count, cols: P3, x: tape.patch.raw + r0 * P3, ldx: P3, weight: p.pointer("patch_embed.norm_before.weight"), rstd: tape.patch.rstdBefore + r0, dY: dNormed, lddY: P3, dX: nil, lddX: P3, dWeight: grad("patch_embed.norm_before.weight"))
         }
         // Back to the (out, channel, row, column) layout of patch_embed.proj.weight.
         let dProj = grad("patch_embed.proj.weight")

@@ -104,3 +104,37 @@ public struct TestRandom {
         Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in normal() * scale })
     }
 }
+
+/// Checks an analytic gradient against central finite differences (style §F.3): for at most
+/// `maxIndices` indices of `input`, (L(x + ε) − L(x − ε)) / 2ε with L evaluated in Double must be
+/// within `absolute + relative·|analytic|` of `analytic`. Records the worst offenders.
+@discardableResult
+public func expectGradient(
+    _ name: String, input: inout [Float], analytic: [Float], eps: Float = 1e-2, maxIndices: Int = 256,
+    absolute: Double = 1e-3, relative: Double = 1e-2, seed: UInt64 = 1, loss: ([Float]) -> Double,
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> Bool {
+    precondition(input.count == analytic.count, "\(name): analytic gradient has the wrong size")
+    var random = TestRandom(seed: seed)
+    let indices = input.count <= maxIndices
+        ? Array(0..<input.count) : (0..<maxIndices).map { _ in Int(random.next() % UInt64(input.count)) }
+    var failures: [String] = []
+    for i in indices {
+        let saved = input[i]
+        input[i] = saved + eps
+        let plus = loss(input)
+        input[i] = saved - eps
+        let minus = loss(input)
+        input[i] = saved
+        let numeric = (plus - minus) / Double(2 * eps)
+        let a = Double(analytic[i])
+        if abs(numeric - a) > absolute + relative * abs(a) || !numeric.isFinite {
+            failures.append("[\(i)] analytic \(a), numeric \(numeric)")
+        }
+    }
+    if !failures.isEmpty {
+        Issue.record("\(name): \(failures.count) of \(indices.count) gradients differ from finite differences: \(failures.prefix(5).joined(separator: "; "))",
+                     sourceLocation: sourceLocation)
+    }
+    return failures.isEmpty
+}

@@ -21,9 +21,14 @@ func printJSON(_ object: [String: Any]) throws {
 }
 
 /// Resident memory high-water mark of this process (VmHWM), in bytes; 0 where unknown.
-func peakResidentBytes() -> Int {
+func peakResidentBytes() -> Int { procStatus("VmHWM:") }
+
+/// Resident memory of this process now (VmRSS), in bytes; 0 where unknown.
+func residentBytes() -> Int { procStatus("VmRSS:") }
+
+private func procStatus(_ key: String) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+    for line in status.split(separator: "\n") where line.hasPrefix(key) {
         let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
         return kb * 1024
     }

@@ -33,6 +33,7 @@ struct TrainStepBench: ParsableCommand {
         let labels = (0..<batch).map { $0 % config.numClasses }
         let p = model.parameters
         var loss = 0.0
+        var residentAfterStep: [Int] = []
         let (median, all) = try medianSeconds(runs: runs, warmup: warmup) {
             p.gradients.update(repeating: 0, count: p.count)
             let result = try FluxStep.accumulateGradients(
@@ -42,12 +43,14 @@ struct TrainStepBench: ParsableCommand {
             optimizer.update(learningRate: 1e-4)
             model.parametersChanged()
             loss = result.meanTotal
+            residentAfterStep.append(residentBytes())
         }
         let rss = peakResidentBytes()
         if json {
             try printJSON([
                 "bench": "train_step", "preset": preset, "median_s": median, "runs_s": all, "peak_rss_bytes": rss,
                 "frames": frames, "size": size, "budgets": budgetList, "batch": batch, "threads": threads, "loss": loss,
+                "rss_after_step_bytes": residentAfterStep,
             ])
         } else {
             print("""

@@ -25,6 +25,8 @@ test: deps
 smoke-bench:
 	@$(BIN)/flux-bench forward --preset configs/models/tiny-test.yaml --frames 4 --size 8 --runs 1 --warmup 0 --json \
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["median_s"]>0 and d["gmacs"]>0, d; print("smoke flux-bench forward:", d["median_s"], "s")'
+	@$(BIN)/flux-bench train-step --preset configs/models/tiny-test.yaml --frames 4 --size 8 --budgets 16,12,8 --runs 1 --warmup 0 --json \
+	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["median_s"]>0 and d["peak_rss_bytes"]>0, d; print("smoke flux-bench train-step:", d["median_s"], "s")'
 	@$(BIN)/flux-bench sgemm --tokens 64 --runs 1 --json \
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["gflop_per_s"]>0, d; print("smoke flux-bench sgemm:", round(d["gflop_per_s"],1), "GFLOP/s")'
 

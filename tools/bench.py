@@ -77,6 +77,25 @@ def main() -> int:
             line += f" {pt or float('nan'):>9.3f} {ort or float('nan'):>7.3f}"
             line += f" {ort / ours['median_s']:>10.2f}×" if ort else f" {'—':>11}"
         print(line)
+    # One Flux training step (spec §5): budgets 2048/1024/512 on 8×224², batch 1.
+    step = run_json([str(BENCH), "train-step", "--preset", "fluxvit-small", "--frames", "8", "--size", "224",
+                     "--budgets", "2048,1024,512", "--threads", str(args.threads), "--runs", str(args.runs), "--json"])[0]
+    records.append(step)
+    torch_step = None
+    if anchors and (ROOT / "tools/anchors/train_step_bench.py").exists():
+        for rec in run_json([str(python), str(ROOT / "tools/anchors/train_step_bench.py"), "--preset", "fluxvit-small",
+                             "--frames", "8", "--size", "224", "--budgets", "2048,1024,512", "--threads", str(args.threads),
+                             "--runs", str(args.runs)]):
+            records.append(rec)
+            torch_step = rec
+    print()
+    line = (f"train step (8×224², budgets 2048/1024/512, batch 1): Flux {step['median_s']:.2f} s, "
+            f"peak RSS {step['peak_rss_bytes'] / 1e9:.2f} GB")
+    if torch_step:
+        line += (f"; PyTorch {torch_step['median_s']:.2f} s, {torch_step['peak_rss_bytes'] / 1e9:.2f} GB "
+                 f"(Flux is {torch_step['median_s'] / step['median_s']:.2f}× faster)")
+    print(line)
+
     out = ROOT / "bench-out"
     out.mkdir(exist_ok=True)
     (out / "bench.json").write_text("\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n")

@@ -9,6 +9,8 @@ public struct FluxLoss: Equatable, Sendable {
     public var alignment: [Double]
     /// Samples the sums cover.
     public var samples: Int
+    /// The first budget (0, 1, 2) whose loss or gradients were not finite, if any.
+    public var nonFiniteBudget: Int?
 
     /// Mean total loss per sample.
     public var meanTotal: Double { (crossEntropy.reduce(0, +) + alignment.reduce(0, +)) / Double(max(samples, 1)) }
@@ -64,6 +66,11 @@ public enum FluxStep {
                 projection = (j - 1, dPred)
             }
             model.backward(OutputGradients(logits: dLogits, projection: projection))
+            if loss.nonFiniteBudget == nil {
+                let p = model.parameters
+                let finiteLoss = loss.terms.allSatisfy(\.isFinite)
+                if !finiteLoss || !(0..<p.count).allSatisfy({ p.gradients[$0].isFinite }) { loss.nonFiniteBudget = j }
+            }
         }
         return loss
     }

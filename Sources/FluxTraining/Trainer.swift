@@ -33,6 +33,8 @@ public struct StepReport: Sendable {
     public var gradientNorm: Double
     /// True when the step was skipped because some rank saw a non-finite value.
     public var skippedNonFinite: Bool
+    /// The budget (0, 1, 2) that produced a non-finite value on this rank, if any.
+    public var nonFiniteBudget: Int?
     public var seconds: Double
     public var samplesPerSecond: Double { Double(samples) / max(seconds, 1e-9) }
     public var meanLoss: Double { losses.reduce(0, +) }
@@ -105,14 +107,14 @@ public final class Trainer {
         let params = model.parameters
         params.gradients.update(repeating: 0, count: params.count)
         var totals = StepTotals(samples: 0, lossSums: [0, 0, 0, 0, 0], nonFinite: false)
+        var nonFiniteBudget: Int?
         if !batch.samples.isEmpty {
             let video = Tensor.stacked(batch.samples.map(\.clip))
             let loss = try FluxStep.accumulateGradients(
                 model: model, video: video, labels: batch.samples.map(\.label), budgets: model.config.budgets,
                 labelSmoothing: config.labelSmoothing)
-            let finiteGradients = (0..<params.count).allSatisfy { params.gradients[$0].isFinite }
-            totals = StepTotals(samples: Double(batch.samples.count), lossSums: loss.terms,
-                                nonFinite: !finiteGradients || !loss.terms.allSatisfy(\.isFinite))
+            nonFiniteBudget = loss.nonFiniteBudget
+            totals = StepTotals(samples: Double(batch.samples.count), lossSums: loss.terms, nonFinite: loss.nonFiniteBudget != nil)
         }
         try reducer.allReduce(gradients: params.gradients, count: params.count, totals: &totals)
 
@@ -134,7 +136,7 @@ public final class Trainer {
             step: state.step, epoch: state.epoch, plan: plan,
             losses: totals.lossSums.map { $0 / max(totals.samples, 1) }, samples: Int(totals.samples),
             skippedSamples: batch.skipped.count, learningRate: lr, gradientNorm: norm, skippedNonFinite: skip,
-            seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            nonFiniteBudget: nonFiniteBudget, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         advance()
         if skip, state.nonFiniteStreak >= config.maxNonFiniteStreak {
             throw TrainingError.nonFiniteStreak(steps: state.nonFiniteStreak, limit: config.maxNonFiniteStreak)

@@ -108,6 +108,7 @@ import Testing
         let before = Self.parameters(trainer)
         let first = try trainer.step()
         #expect(first.skippedNonFinite)
+        #expect(first.nonFiniteBudget == 0, "the largest budget runs first and sees the NaN")
         #expect(Self.parameters(trainer) == before, "a skipped step keeps the last good state")
         _ = try trainer.step()
         #expect(throws: TrainingError.nonFiniteStreak(steps: 3, limit: 3)) { _ = try trainer.step() }

@@ -454,6 +454,13 @@ FLUX_TARGET_AVX2 static inline void bw_prefetch(const float *p, int n) {
     for (int i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
 }
 
+// Asks for the cache lines of one row of n floats at any alignment.
+FLUX_TARGET_AVX2 static inline void bw_prefetch_row(const float *row, int n) {
+    const char *b = (const char *)row, *e = (const char *)(row + n);
+    for (const char *c = b; c < e; c += 64) _mm_prefetch(c, _MM_HINT_T0);
+    _mm_prefetch(e - 1, _MM_HINT_T0);
+}
+
 // Packs rows [0, n) of src (stride ld, d floats) times `mul` into dst [npad][dp], zero padded.
 FLUX_TARGET_AVX2 static void bw_pack_rows(int n, int npad, int d, int dp, const float *src, int ld,
                                           float mul, float *dst) {
@@ -499,7 +506,8 @@ FLUX_TARGET_AVX2 static void attention_backward_avx2(
         // transposed panels, lse and −D; padding queries get zeros, lse = +inf (P = 0), D = 0.
         for (int i = 0; i < nqp; i++) {
             const int valid = i < nq;
-            const float *qrow = q + (size_t)(i0 + i) * ldq, *grow = dout + (size_t)(i0 + i) * lddo;
+            const float *qrow = valid ? q + (size_t)(i0 + i) * ldq : NULL;
+            const float *grow = valid ? dout + (size_t)(i0 + i) * lddo : NULL;
             for (int c0 = 0; c0 < dp; c0 += 16) {
                 const int w = dp - c0 >= 16 ? 16 : 8;
                 float *qo = qr + (size_t)c0 * BW_QB + (size_t)i * w;
@@ -545,11 +553,22 @@ FLUX_TARGET_AVX2 static void attention_backward_avx2(
         }
         memset(dqa, 0, (size_t)nq6 * dp * sizeof(float));
 
+        // The next super-block's q, dout and out rows (strided, probably not cached) are fetched a
+        // few rows per key tile while this one computes.
+        const int next0 = i0 + BW_QB;
+        const int nnext = n_queries - next0 < BW_QB ? n_queries - next0 : BW_QB;
+        const int rows_per_tile = nnext > 0 ? (nnext * BW_MR + npad - 1) / npad : 0;
         for (int j0 = 0; j0 < n_keys; j0 += BW_KB) {
             const int nk = n_keys - j0 < BW_KB ? n_keys - j0 : BW_KB;
             const int ntile = (nk + BW_MR - 1) / BW_MR;
             for (int t = 0; t < ntile; t++) {
                 const int j = j0 + t * BW_MR;
+                const int r0 = (j / BW_MR) * rows_per_tile;
+                for (int r = r0; r < r0 + rows_per_tile && r < nnext; r++) {
+                    bw_prefetch_row(q + (size_t)(next0 + r) * ldq, d);
+                    bw_prefetch_row(dout + (size_t)(next0 + r) * lddo, d);
+                    bw_prefetch_row(out + (size_t)(next0 + r) * ldo, d);
+                }
                 const int nvalid = n_keys - j < BW_MR ? n_keys - j : BW_MR;
                 float *ptt = pt + (size_t)t * BW_MR * BW_LDQ, *stt = st + (size_t)t * BW_MR * BW_LDQ;
                 // The per-key arrays (~4·n_keys·dp floats) are swept once per super-block and come

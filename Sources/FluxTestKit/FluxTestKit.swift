@@ -73,31 +73,21 @@ public func expectClose(
     return false
 }
 
-/// Deterministic pseudo-random numbers for tests (SplitMix64), independent of the platform.
+/// Deterministic pseudo-random numbers for tests, independent of the platform (the model's own
+/// counter-based stream, `KeyedRandom`).
 public struct TestRandom {
-    private var state: UInt64
+    private var stream: KeyedRandom
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { stream = KeyedRandom(seed: seed, key: "test") }
 
     /// Next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { stream.next() }
 
     /// Uniform in [low, high).
-    public mutating func uniform(_ low: Float = 0, _ high: Float = 1) -> Float {
-        low + (high - low) * Float(next() >> 40) / Float(1 << 24)
-    }
+    public mutating func uniform(_ low: Float = 0, _ high: Float = 1) -> Float { stream.uniform(low, high) }
 
-    /// Standard normal (Box–Muller).
-    public mutating func normal() -> Float {
-        let u1 = max(uniform(), 1e-7), u2 = uniform()
-        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
-    }
+    /// Standard normal.
+    public mutating func normal() -> Float { stream.normal() }
 
     /// A tensor of standard normal values.
     public mutating func tensor(_ shape: [Int], scale: Float = 1) -> Tensor {

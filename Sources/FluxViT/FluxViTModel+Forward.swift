@@ -27,28 +27,9 @@ extension FluxViTModel {
     public func forward(
         video: Tensor, budget: Int? = nil, head: Int? = nil, captureIntermediates: Bool = false
     ) throws(ModelError) -> ForwardOutput {
-        let shape = video.shape
-        guard shape.count == 5, shape[1] == 3, shape[0] >= 1 else { throw .badInputShape(shape: shape) }
-        let (B, T, H, W) = (shape[0], shape[2], shape[3], shape[4])
-        let P = config.patchSize
-        guard T >= 1 else { throw .tooFewFrames(frames: T) }
-        guard H >= P, W >= P, H % P == 0, W % P == 0 else {
-            throw .sizeNotMultipleOfPatch(height: H, width: W, patchSize: P)
-        }
-        guard H == W else { throw .notSquare(height: H, width: W) }
-        if let budget, budget < 1 { throw .budgetBelowOne(budget: budget) }
-        let (h, w) = (H / P, W / P)
-        let L = h * w, N = T * L
-        let selecting = budget.map { $0 < N } ?? false
-        if selecting, T % 2 != 0 { throw .oddFramesWithBudget(frames: T, budget: budget!) }
-        let keptCount = selecting
-            ? TokenSelection.groupCount(frames: T)
-                * TokenSelection.keptPerGroup(frames: T, tokensPerFrame: L, budget: budget!)
-            : N
-        let chosenHead = head ?? config.defaultHead(forTokens: keptCount)
+        let geometry = try geometry(of: video, budget: budget)
+        let chosenHead = head ?? config.defaultHead(forTokens: geometry.kept)
         guard (0..<FluxViTConfig.headCount).contains(chosenHead) else { throw .headOutOfRange(head: chosenHead) }
-
-        let geometry = Geometry(B: B, T: T, H: H, W: W, h: h, w: w, N: N, kept: keptCount, selecting: selecting)
         preparePositionEmbedding(geometry)
         preparePatchWeight()
         let buffers = Buffers(model: self, geometry: geometry, capture: captureIntermediates)
@@ -56,7 +37,7 @@ extension FluxViTModel {
             pool.run { ctx in
                 self.embedPatches(ctx, geometry, pixels.baseAddress!, buffers)
                 ctx.barrier()
-                if selecting { self.selectTokens(ctx, geometry, budget: budget!, buffers) }
+                if geometry.selecting { self.selectTokens(ctx, geometry, budget: budget!, buffers) }
                 ctx.barrier()
                 self.gatherTokens(ctx, geometry, buffers)
                 for block in 0..<self.config.depth {

@@ -7,7 +7,7 @@ import FluxTensor
 public enum Initialization {
     /// Fills every parameter of `store` as spec §5 prescribes.
     public static func initialize(_ store: ParameterStore, seed: UInt64) {
-        let c = store.config, C = c.embedDim, P = c.patchSize
+        let c = store.config, P = c.patchSize
         for slot in store.slots {
             let name = slot.name
             var random = KeyedRandom(seed: seed, key: name)
@@ -38,7 +38,6 @@ public enum Initialization {
                 for k in 0..<n { p[k] *= factor }
             }
         }
-        _ = C
     }
 
     /// The fixed 3-D sin-cos position table (spec §5): channels [0, C/4) code t, the next 3C/8

@@ -220,3 +220,25 @@ import Testing
         }
     }
 }
+
+@Suite struct InitializationTests {
+    @Test func sinCosPositionTable_matchesTheReference() throws {
+        let name = "init_stats.safetensors"
+        let golden = try Goldens.load(name, in: GradientParityTests.folder)
+        let small = try FluxViTConfig.preset("fluxvit-small")
+        var table = [Float](repeating: 0, count: small.posEmbedRows * small.embedDim)
+        table.withUnsafeMutableBufferPointer { Initialization.sinCosTable(config: small, into: $0.baseAddress!) }
+        let C = small.embedDim
+        let head = Tensor(shape: [41, C], scalars: Array(table[0..<(41 * C)]))
+        let tail = Tensor(shape: [5, C], scalars: Array(table[((small.posEmbedRows - 5) * C)...]))
+        // The reference computes the table in float32 step by step; compare to 1e-5 absolute.
+        expectClose(head, try golden.float("pos_embed.head", in: name), "pos_embed rows 0…40", tolerance: 1e-5)
+        expectClose(tail, try golden.float("pos_embed.tail", in: name), "pos_embed last rows", tolerance: 1e-5)
+
+        let tinyTrain = try FluxViTConfig.load(
+            path: GradientParityTests.repository.appendingPathComponent("configs/models/tiny-train.yaml").path)
+        let store = ParameterStore(config: tinyTrain)
+        Initialization.initialize(store, seed: 3)
+        expectClose(store.tensor("pos_embed"), try golden.float("pos_embed.tiny_train", in: name), "tiny-train pos_embed", tolerance: 1e-5)
+    }
+}

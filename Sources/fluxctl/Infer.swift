@@ -79,6 +79,9 @@ struct Infer: ParsableCommand {
 
     private func infer() throws {
         let inference = try Inference(modelPath: model, weightsPath: weights, seed: seed, classNamesPath: classNames, threads: threads)
+        if weights == nil {
+            FileHandle.standardError.write(Data("note: no --weights given: parameters are initialized from seed \(seed) (spec §5), so the classes below mean nothing.\n".utf8))
+        }
         let clip: Tensor
         if let video {
             throw InferenceError.videoNotBuilt(path: video)

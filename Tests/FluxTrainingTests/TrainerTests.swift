@@ -242,3 +242,26 @@ import Testing
         expectClose(store.tensor("pos_embed"), try golden.float("pos_embed.tiny_train", in: name), "tiny-train pos_embed", tolerance: 1e-5)
     }
 }
+
+@Suite struct EvaluationTests {
+    @Test func accuracy_countsTop1AndTop5PerBudget_andSkipsUnreadable() throws {
+        let model = try FluxViTModel(config: try TrainerTests.tinyConfig(), threads: 1)
+        Initialization.initialize(model.parameters, seed: 2)
+        model.parametersChanged()
+        let clips = SyntheticClips(count: 6, classes: 5, seed: 2, globalBatch: 6)
+        let (accuracies, unreadable) = try Evaluation.accuracy(model: model, count: 6, batch: 4) { i in
+            i == 3 ? nil : Sample(clip: clips.clip(index: i, frames: 4, size: 8), label: i % 5)
+        }
+        #expect(unreadable == 1)
+        #expect(accuracies.map(\.budget) == [24, 16, 8] && accuracies.map(\.head) == [0, 1, 2])
+        #expect(accuracies.allSatisfy { $0.samples == 5 && (0...1).contains($0.top1) && $0.top5 == 1 }, "5 classes: top-5 is always right")
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flux-metrics-\(UUID().uuidString).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try MetricsLog(path: path)
+        log.append(step: 3, accuracies: accuracies)
+        let line = try #require(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").first)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(json["kind"] as? String == "validation" && json["step"] as? Int == 3)
+    }
+}

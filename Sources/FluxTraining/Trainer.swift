@@ -145,12 +145,17 @@ public final class Trainer {
         return report
     }
 
-    /// Runs `steps` steps (default: to the end of the run), calling `progress` after each.
-    public func train(steps: Int? = nil, progress: (StepReport) -> Void = { _ in }) throws {
+    /// Runs `steps` steps (default: to the end of the run), calling `progress` after each, until
+    /// `shouldStop` says so (checked between steps, e.g. after Ctrl-C). Returns the steps run.
+    @discardableResult
+    public func train(steps: Int? = nil, shouldStop: () -> Bool = { false }, progress: (StepReport) -> Void = { _ in }) throws -> Int {
         let target = min(totalSteps, state.step + (steps ?? totalSteps))
-        while state.step < target {
+        var ran = 0
+        while state.step < target, !shouldStop() {
             progress(try step())
+            ran += 1
         }
+        return ran
     }
 
     private func advance() {

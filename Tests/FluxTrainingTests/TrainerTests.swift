@@ -170,7 +170,7 @@ import Testing
         let clips = SyntheticClips(count: 4, classes: 4, seed: 7, globalBatch: 4)
         let trainer = try Trainer(model: model, config: config, planner: try Self.planner(fixed: true), source: clips)
         var losses: [Double] = []
-        try trainer.train { losses.append($0.losses[0]) }  // head 0's cross-entropy
+        try trainer.train(progress: { losses.append($0.losses[0]) })  // head 0's cross-entropy
         let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(3).reduce(0, +) / 3
         #expect(last < 0.1 * first, "cross-entropy fell from \(first) to \(last)")
         let video = Tensor.stacked((0..<4).map { clips.clip(index: $0, frames: 4, size: 8) })
@@ -263,5 +263,21 @@ import Testing
         let line = try #require(try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").first)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(json["kind"] as? String == "validation" && json["step"] as? Int == 3)
+    }
+}
+
+@Suite struct ProgressLineTests {
+    @Test func render_showsStepBarLossRateAndETA() {
+        let line = ProgressLine(total: 200, width: 10).render(step: 50, loss: 1.23456, clipsPerSecond: 3.21, elapsed: 30)
+        #expect(line == "step  50/200 ██········ loss 1.2346 · 3.2 clips/s · ETA 1m30s")
+        #expect(ProgressLine.duration(3725) == "1h02m")
+        #expect(ProgressLine.duration(7) == "7s")
+    }
+
+    @Test func train_stopsBetweenStepsWhenAsked() throws {
+        let trainer = try TrainerTests.trainer()
+        var calls = 0
+        let ran = try trainer.train(shouldStop: { calls += 1; return calls > 2 })
+        #expect(ran == 2 && trainer.state.step == 2)
     }
 }

@@ -34,7 +34,7 @@ let package = Package(
         // Executables: thin command trees.
         .executableTarget(
             name: "fluxctl",
-            dependencies: ["FluxViT", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["FluxViT", "FluxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "flux-bench",
             dependencies: ["FluxViT", "FluxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -70,10 +70,16 @@ private final class Decoder {
     private var packet: UnsafeMutablePointer<AVPacket>?
     private var scaler: OpaquePointer?
     private var streamIndex: Int32 = -1
+    private var watched: [UnsafeMutableRawPointer] = []
 
     init(path: String) throws {
         self.path = path
         FFmpeg.quietLogs()
+        guard let context = avformat_alloc_context() else { throw fail("avformat_alloc_context", -ENOMEM) }
+        format = context
+        watched.append(UnsafeMutableRawPointer(context))
+        LogCapture.watch(UnsafeMutableRawPointer(context))
+        // On failure avformat_open_input frees the context and nils `format`; `watched` still holds its lines.
         try check(avformat_open_input(&format, path, nil, nil), "avformat_open_input")
         try check(avformat_find_stream_info(format, nil), "avformat_find_stream_info")
         var decoder: UnsafePointer<AVCodec>?
@@ -85,6 +91,8 @@ private final class Decoder {
         codecName = String(cString: decoder.pointee.name)
         codec = avcodec_alloc_context3(decoder)
         guard let codec else { throw fail("avcodec_alloc_context3", -ENOMEM) }
+        watched.append(UnsafeMutableRawPointer(codec))
+        LogCapture.watch(UnsafeMutableRawPointer(codec))
         try check(avcodec_parameters_to_context(codec, stream.pointee.codecpar), "avcodec_parameters_to_context")
         codec.pointee.thread_count = 1
         try check(avcodec_open2(codec, decoder, nil), "avcodec_open2(\(codecName))")
@@ -94,6 +102,7 @@ private final class Decoder {
     }
 
     deinit {
+        for context in watched { LogCapture.unwatch(context) }
         if scaler != nil { sws_freeContext(scaler) }
         av_frame_free(&frame)
         av_packet_free(&packet)
@@ -160,7 +169,10 @@ private final class Decoder {
         if rc < 0 { throw fail(call, rc) }
     }
 
+    /// FFmpeg's reason for `rc`, followed by the error lines the demuxer or decoder logged, if any.
     private func fail(_ call: String, _ rc: Int32) -> DatasetError {
-        .ffmpeg(path: path, call: call, reason: FFmpeg.reason(rc))
+        let logged = watched.flatMap { LogCapture.lines(of: $0) }
+        let reason = FFmpeg.reason(rc) + (logged.isEmpty ? "" : " (" + logged.joined(separator: "; ") + ")")
+        return .ffmpeg(path: path, call: call, reason: reason)
     }
 }

@@ -32,7 +32,8 @@ import Testing
             #expect(!failure.reason.isEmpty && !failure.call.isEmpty)
             #expect(failure.description.contains(folder.appendingPathComponent(failure.entry.path).path))
         }
-        #expect(report.failures[1].reason == "Invalid data found when processing input")
+        #expect(report.failures[0].reason == "Invalid data found when processing input (moov atom not found)")
+        #expect(report.failures[1].reason.hasPrefix("Invalid data found when processing input"))
         #expect(report.failures[2].reason == "No such file or directory")
     }
 }

@@ -36,4 +36,24 @@ import Testing
         #expect(report.failures[1].reason.hasPrefix("Invalid data found when processing input"))
         #expect(report.failures[2].reason == "No such file or directory")
     }
+
+    @Test func verify_zeroedMediaData_reportsTheDecodeFailure() throws {
+        let (dataset, summary) = Fixtures.dataset
+        let folder = Fixtures.temporaryFolder("zeroed")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // Keep the container intact (the moov box opens) and blank the coded frames in the mdat box.
+        var bytes = [UInt8](try Data(contentsOf: dataset.appendingPathComponent("videos/00000.mp4")))
+        let tag = Array("mdat".utf8)
+        let at = try #require((4..<(bytes.count - 4)).first { Array(bytes[$0..<($0 + 4)]) == tag })
+        let size = bytes[(at - 4)..<at].reduce(0) { $0 << 8 | Int($1) }
+        for i in (at + 4)..<(at - 4 + size) { bytes[i] = 0 }
+        try Data(bytes).write(to: folder.appendingPathComponent("zeroed.mp4"))
+        try "zeroed.mp4 0\n".write(to: folder.appendingPathComponent("list.txt"), atomically: true, encoding: .utf8)
+
+        let report = DatasetVerifier.verify(try Manifest.load(path: folder.appendingPathComponent("list.txt").path))
+        let failure = try #require(report.failures.first)
+        #expect(failure.entry.path == "zeroed.mp4")
+        #expect(failure.call.hasPrefix("avcodec_"), "\(failure)")
+        if summary.encoder == "libx264" { #expect(failure.reason.contains("Invalid NAL unit size"), "\(failure)") }
+    }
 }

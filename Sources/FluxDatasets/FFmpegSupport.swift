@@ -11,7 +11,8 @@ enum FFmpeg {
     /// `AVERROR(EAGAIN)`: the codec wants the other side of the send/receive pair first.
     static let again: Int32 = -EAGAIN
     /// `AVERROR_EOF`, `FFERRTAG('E','O','F',' ')`.
-    static let endOfFile: Int32 = -Int32(bitPattern: UInt32(0x45) | UInt32(0x4F) << 8 | UInt32(0x46) << 16 | UInt32(0x20) << 24)
+    static let endOfFile: Int32 = -Int32(
+        bitPattern: UInt32(0x45) | UInt32(0x4F) << 8 | UInt32(0x46) << 16 | UInt32(0x20) << 24)
 
     /// FFmpeg's own text for an error code, from `av_strerror`.
     static func reason(_ code: Int32) -> String {

@@ -102,7 +102,8 @@ public struct Manifest: Sendable, Equatable {
             }
             let videoPath = columns.0.trimmingCharacters(in: .whitespaces)
             let labelText = columns.1.trimmingCharacters(in: .whitespaces)
-            if isFirst && pathHeaders.contains(videoPath.lowercased()) && labelHeaders.contains(labelText.lowercased()) {
+            let isHeader = pathHeaders.contains(videoPath.lowercased()) && labelHeaders.contains(labelText.lowercased())
+            if isFirst && isHeader {
                 continue
             }
             if videoPath.isEmpty { throw ManifestError.emptyPath(file: file, line: line) }

@@ -113,7 +113,8 @@ public struct SyntheticVideoDataset: Sendable {
             throw DatasetError.invalidParameter(name: "videos per class", value: videosPerClass, expected: "≥ 1")
         }
         if frames < 2 {
-            throw DatasetError.invalidParameter(name: "frames", value: frames, expected: "≥ 2 (motion needs two frames)")
+            throw DatasetError.invalidParameter(
+                name: "frames", value: frames, expected: "≥ 2 (motion needs two frames)")
         }
         if size < 16 || size % 2 != 0 {
             throw DatasetError.invalidParameter(name: "size", value: size, expected: "an even number of pixels ≥ 16")

@@ -162,7 +162,8 @@ private final class Decoder {
     }
 
     func noFrame() -> DatasetError {
-        .ffmpeg(path: path, call: "avcodec_receive_frame", reason: FFmpeg.reason(FFmpeg.endOfFile) + " before any video frame")
+        .ffmpeg(path: path, call: "avcodec_receive_frame",
+                reason: FFmpeg.reason(FFmpeg.endOfFile) + " before any video frame")
     }
 
     private func check(_ rc: Int32, _ call: String) throws {

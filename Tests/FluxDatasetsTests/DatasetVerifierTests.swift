@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct DatasetVerifierTests {
     @Test func verify_writtenDataset_isClean() throws {
-        let (folder, _) = Fixtures.dataset
+        let (folder, _) = try Fixtures.dataset()
         let manifest = try Manifest.load(path: folder.appendingPathComponent("val.csv").path)
         let report = DatasetVerifier.verify(manifest)
         #expect(report.checked == Fixtures.classes)
@@ -12,7 +12,7 @@ import Testing
     }
 
     @Test func verify_truncatedRandomAndMissingFiles_reportsEachByNameWithFFmpegsReason() throws {
-        let (dataset, _) = Fixtures.dataset
+        let (dataset, _) = try Fixtures.dataset()
         let folder = Fixtures.temporaryFolder("verify")
         defer { try? FileManager.default.removeItem(at: folder) }
         let good = try Data(contentsOf: dataset.appendingPathComponent("videos/00000.mp4"))
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func verify_zeroedMediaData_reportsTheDecodeFailure() throws {
-        let (dataset, summary) = Fixtures.dataset
+        let (dataset, summary) = try Fixtures.dataset()
         let folder = Fixtures.temporaryFolder("zeroed")
         defer { try? FileManager.default.removeItem(at: folder) }
         // Keep the container intact (the moov box opens) and blank the coded frames in the mdat box.

@@ -5,12 +5,18 @@ import Foundation
 enum Fixtures {
     static let classes = 4, videosPerClass = 6, frames = 16, size = 64, seed: UInt64 = 7
 
-    static let dataset: (folder: URL, summary: SyntheticVideoDataset.Summary) = {
-        let folder = temporaryFolder("synth")
-        let summary = try! SyntheticVideoDataset.write(
-            to: folder, classes: classes, videosPerClass: videosPerClass, frames: frames, size: size, seed: seed)
-        return (folder, summary)
-    }()
+    static let sharedFolder = temporaryFolder("synth")
+    private static let written = Result {
+        // Removed when the test process exits; every suite that reads it runs before that.
+        atexit { try? FileManager.default.removeItem(at: Fixtures.sharedFolder) }
+        return try SyntheticVideoDataset.write(
+            to: sharedFolder, classes: classes, videosPerClass: videosPerClass, frames: frames, size: size, seed: seed)
+    }
+
+    /// The shared dataset's folder and summary; a writing failure fails each test that needs it.
+    static func dataset() throws -> (folder: URL, summary: SyntheticVideoDataset.Summary) {
+        (sharedFolder, try written.get())
+    }
 
     /// A fresh empty folder under the system's temporary directory.
     static func temporaryFolder(_ name: String) -> URL {

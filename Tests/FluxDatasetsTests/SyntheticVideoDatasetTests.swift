@@ -6,7 +6,7 @@ import Testing
     static let ffprobe = ["/usr/bin/ffprobe", "/usr/local/bin/ffprobe"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     @Test func write_smallRequest_writesKNDecodableFilesOfFFramesAtSizeS() throws {
-        let (folder, summary) = Fixtures.dataset
+        let (folder, summary) = try Fixtures.dataset()
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("videos").path)
             .filter { $0.hasSuffix(".mp4") }
         #expect(files.count == Fixtures.classes * Fixtures.videosPerClass)
@@ -20,7 +20,7 @@ import Testing
 
     @Test(.enabled(if: ffprobe != nil, "needs ffprobe"))
     func write_smallRequest_ffprobeCountsFFramesOfSizeS() throws {
-        let (folder, _) = Fixtures.dataset
+        let (folder, _) = try Fixtures.dataset()
         for name in ["videos/00000.mp4", "videos/00023.mp4"] {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Self.ffprobe!)
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func write_smallRequest_manifestsCoverEveryFileOnce() throws {
-        let (folder, summary) = Fixtures.dataset
+        let (folder, summary) = try Fixtures.dataset()
         let train = try Manifest.load(path: folder.appendingPathComponent("train.csv").path)
         let val = try Manifest.load(path: folder.appendingPathComponent("val.csv").path)
         let names = try ClassNames.load(path: folder.appendingPathComponent("classes.txt").path)
@@ -137,7 +137,7 @@ import Testing
     }
 
     @Test func decodedVideos_dominantMotion_followsTheClassDirection() throws {
-        let (folder, _) = Fixtures.dataset
+        let (folder, _) = try Fixtures.dataset()
         let manifest = try Manifest.load(path: folder.appendingPathComponent("train.csv").path)
         let expected = [(1, 0), (-1, 0), (0, -1), (0, 1)]
         var correct = 0

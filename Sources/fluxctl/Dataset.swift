@@ -23,7 +23,7 @@ extension Dataset {
                 counter-clockwise for k / 8 = 1 or 2; any single frame looks alike for every class.
                 """)
 
-        @Option(help: "Output folder (created if needed).")
+        @Option(help: ArgumentHelp("Output folder (created if needed).", valueName: "dir"))
         var out: String
 
         @Option(help: "Number of classes (1…\(MotionClass.maximumCount)).")
@@ -79,7 +79,7 @@ extension Dataset {
         @Argument(help: "Manifest: 'path,label' CSV or 'path label' lines.")
         var manifest: String
 
-        @Option(help: "Folder that relative paths are under (default: the manifest's folder).")
+        @Option(help: ArgumentHelp("Folder that relative paths are under (default: the manifest's folder).", valueName: "dir"))
         var root: String?
 
         func run() throws {

@@ -31,10 +31,16 @@ let package = Package(
         .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
         .target(name: "FluxTraining", dependencies: ["FluxViT"]),
 
+        // Video datasets: synthetic writer, manifests, verification (to be folded into FluxVideo).
+        .target(name: "FluxDatasets", dependencies: ["CFFmpeg", "FluxTensor"]),
+
         // Executables: thin command trees.
         .executableTarget(
             name: "fluxctl",
-            dependencies: ["FluxViT", "FluxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "FluxViT", "FluxTraining", "FluxDatasets",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "flux-bench",
             dependencies: ["FluxViT", "FluxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -44,6 +50,7 @@ let package = Package(
         .testTarget(
             name: "FluxTrainingTests", dependencies: ["FluxTraining", "FluxTestKit"],
             resources: [.copy("Goldens")]),
+        .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets"]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

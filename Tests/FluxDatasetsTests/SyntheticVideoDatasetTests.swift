@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+@testable import FluxDatasets
+
+@Suite struct SyntheticVideoDatasetTests {
+    static let ffprobe = ["/usr/bin/ffprobe", "/usr/local/bin/ffprobe"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test func write_smallRequest_writesKNDecodableFilesOfFFramesAtSizeS() throws {
+        let (folder, summary) = try Fixtures.dataset()
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("videos").path)
+            .filter { $0.hasSuffix(".mp4") }
+        #expect(files.count == Fixtures.classes * Fixtures.videosPerClass)
+        #expect(summary.encoder == "libx264" || summary.encoder == "mpeg4")
+        for file in files.sorted() {
+            let video = try VideoFileReader.decodeAll(path: folder.appendingPathComponent("videos/\(file)").path)
+            #expect(video.frames.count == Fixtures.frames, "\(file)")
+            #expect(video.width == Fixtures.size && video.height == Fixtures.size, "\(file)")
+        }
+    }
+
+    @Test(.enabled(if: ffprobe != nil, "needs ffprobe"))
+    func write_smallRequest_ffprobeCountsFFramesOfSizeS() throws {
+        let (folder, _) = try Fixtures.dataset()
+        for name in ["videos/00000.mp4", "videos/00023.mp4"] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.ffprobe!)
+            process.arguments = ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                                 "stream=nb_read_frames,width,height", "-of", "csv=p=0",
+                                 folder.appendingPathComponent(name).path]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            process.waitUntilExit()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(process.terminationStatus == 0)
+            #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "64,64,16", "\(name)")
+        }
+    }
+
+    @Test func write_smallRequest_manifestsCoverEveryFileOnce() throws {
+        let (folder, summary) = try Fixtures.dataset()
+        let train = try Manifest.load(path: folder.appendingPathComponent("train.csv").path)
+        let val = try Manifest.load(path: folder.appendingPathComponent("val.csv").path)
+        let names = try ClassNames.load(path: folder.appendingPathComponent("classes.txt").path)
+        #expect(names == ["move-right", "move-left", "move-up", "move-down"])
+        #expect(names == summary.classNames)
+        let listed = (train.entries + val.entries).map(\.url.standardizedFileURL.path)
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("videos").path)
+            .map { folder.appendingPathComponent("videos/\($0)").standardizedFileURL.path }
+        #expect(listed.count == Set(listed).count)
+        #expect(Set(listed) == Set(files))
+        #expect(train.entries.count == summary.trainCount && val.entries.count == summary.validationCount)
+        for label in 0..<Fixtures.classes {
+            #expect(train.entries.filter { $0.label == label }.count == 5)
+            #expect(val.entries.filter { $0.label == label }.count == 1)
+        }
+        try train.validate(classCount: names.count)
+        try val.validate(classCount: names.count)
+    }
+
+    @Test func write_sameSeed_writesTheSameFrames() throws {
+        let a = SyntheticVideoDataset(classes: 2, videosPerClass: 2, frames: 4, size: 32, seed: 3).scene(index: 3)
+        let b = SyntheticVideoDataset(classes: 2, videosPerClass: 2, frames: 4, size: 32, seed: 3).scene(index: 3)
+        let c = SyntheticVideoDataset(classes: 2, videosPerClass: 2, frames: 4, size: 32, seed: 4).scene(index: 3)
+        #expect(a.render(frame: 2) == b.render(frame: 2))
+        #expect(a.render(frame: 2) != c.render(frame: 2))
+    }
+
+    @Test func write_mpeg4Encoder_writesDecodableFiles() throws {
+        let folder = Fixtures.temporaryFolder("mpeg4")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var request = SyntheticVideoDataset(classes: 2, videosPerClass: 1, frames: 5, size: 32, seed: 1)
+        request.encoder = .mpeg4
+        var calls: [(Int, Int)] = []
+        let summary = try request.write(to: folder) { calls.append(($0, $1)) }
+        #expect(summary.encoder == "mpeg4")
+        #expect(calls.map(\.0) == [1, 2] && calls.allSatisfy { $0.1 == 2 })
+        let video = try VideoFileReader.decodeAll(path: folder.appendingPathComponent("videos/00001.mp4").path)
+        #expect(video.frames.count == 5 && video.width == 32)
+    }
+
+    @Test(arguments: [(25, 4, 16, 64, "classes"), (2, 0, 16, 64, "videos per class"), (2, 2, 1, 64, "frames"),
+                      (2, 2, 16, 63, "size")])
+    func write_outOfRangeRequest_throwsNamingTheParameter(k: Int, n: Int, f: Int, s: Int, name: String) throws {
+        let folder = Fixtures.temporaryFolder("invalid")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let error = #expect(throws: DatasetError.self) {
+            try SyntheticVideoDataset.write(to: folder, classes: k, videosPerClass: n, frames: f, size: s, seed: 0)
+        }
+        guard case let .invalidParameter(got, _, _) = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(got == name)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+}
+
+/// The classes must be separable by motion only: frame statistics match, motion does not.
+@Suite struct SyntheticMotionTests {
+    /// Per-video mean luma, mean R, G, B and an 8-bin luma histogram of one rendered frame.
+    static func frameFeatures(_ scene: SyntheticScene, frame: Int) -> [Double] {
+        let rgb = scene.render(frame: frame)
+        let y = Fixtures.luma(rgb)
+        let n = Double(y.count)
+        var features = [y.reduce(0, +) / n]
+        for c in 0..<3 { features.append(stride(from: c, to: rgb.count, by: 3).reduce(0) { $0 + Double(rgb[$1]) } / n) }
+        var histogram = [Double](repeating: 0, count: 8)
+        for v in y { histogram[min(7, Int(v / 32))] += 1 / n }
+        return features + histogram
+    }
+
+    @Test func render_firstFrame_isIdenticalForEveryClass() {
+        // Appearance is keyed by (seed, video) alone; the class only sets velocities and spins.
+        for video in [0, 5, 17] {
+            let first = SyntheticScene(size: 32, motion: MotionClass(index: 0), seed: 2, video: video).render(frame: 0)
+            for k in 1..<MotionClass.maximumCount {
+                #expect(SyntheticScene(size: 32, motion: MotionClass(index: k), seed: 2, video: video).render(frame: 0) == first)
+            }
+        }
+    }
+
+    @Test(arguments: [0, 9])
+    func render_anyFrame_statisticsMatchAcrossClasses(frame: Int) {
+        // 120 rendered videos a class: the per-frame appearance features of every class pair agree.
+        let request = SyntheticVideoDataset(classes: 12, videosPerClass: 120, frames: 10, size: 32, seed: 11)
+        let classes = [0, 1, 2, 3, 4, 8, 11]
+        let features = classes.map { k in (0..<120).map { Self.frameFeatures(request.scene(index: k * 120 + $0), frame: frame) } }
+        var worst = 0.0
+        for i in classes.indices {
+            for j in classes.indices where j > i {
+                for f in features[i][0].indices {
+                    let t = Fixtures.welchT(features[i].map { $0[f] }, features[j].map { $0[f] })
+                    worst = max(worst, abs(t))
+                }
+            }
+        }
+        // |t| for equal distributions is about N(0, 1); over 252 comparisons Bonferroni puts the 0.1% level at 4.5.
+        #expect(worst < 4.5, "largest |t| between classes: \(worst)")
+    }
+
+    @Test func decodedVideos_dominantMotion_followsTheClassDirection() throws {
+        let (folder, _) = try Fixtures.dataset()
+        let manifest = try Manifest.load(path: folder.appendingPathComponent("train.csv").path)
+        let expected = [(1, 0), (-1, 0), (0, -1), (0, 1)]
+        var correct = 0
+        var meanDx = [Double](repeating: 0, count: 4), absDiff = [[Double]](repeating: [], count: 4)
+        for entry in manifest.entries {
+            let video = try VideoFileReader.decodeAll(path: entry.url.path)
+            let shift = Fixtures.dominantShift(video)
+            let (ex, ey) = expected[entry.label]
+            // Along the class's axis the sign must match and dominate; distractors may add a sideways part.
+            let along = shift.dx * ex + shift.dy * ey, across = abs(shift.dx * ey) + abs(shift.dy * ex)
+            if along > 0 && along >= across { correct += 1 }
+            meanDx[entry.label] += Double(shift.dx) / 5
+            let frames = video.frames.map(Fixtures.luma)
+            var total = 0.0
+            for t in 1..<frames.count {
+                for i in frames[t].indices { total += abs(frames[t][i] - frames[t - 1][i]) }
+            }
+            absDiff[entry.label].append(total / Double((frames.count - 1) * frames[0].count))
+        }
+        #expect(Double(correct) >= 0.9 * Double(manifest.entries.count), "\(correct) of \(manifest.entries.count)")
+        #expect(meanDx[0] > 1 && meanDx[1] < -1, "mean dx by class: \(meanDx)")
+        // Same speed, different direction: the amount of change is alike, its direction is not.
+        let t = Fixtures.welchT(absDiff[0], absDiff[1])
+        #expect(abs(t) < 4, "mean |frame difference| right vs left: t = \(t)")
+    }
+}

@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "FluxTensor", dependencies: ["COpenBLAS", "CFluxKernels"]),
         .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
         .target(name: "FluxTraining", dependencies: ["FluxViT"]),
+        .target(name: "FluxVideo", dependencies: ["FluxTensor", "CFFmpeg"]),
 
         // Executables: thin command trees.
         .executableTarget(
@@ -37,13 +38,14 @@ let package = Package(
             dependencies: ["FluxViT", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "flux-bench",
-            dependencies: ["FluxViT", "FluxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["FluxViT", "FluxTraining", "FluxVideo", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests.
         .target(name: "FluxTestKit", dependencies: ["FluxTensor", "FluxViT"]),
         .testTarget(
             name: "FluxTrainingTests", dependencies: ["FluxTraining", "FluxTestKit"],
             resources: [.copy("Goldens")]),
+        .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

@@ -34,10 +34,11 @@ import Testing
         #expect(FrameSampling.testIndices(frameCount: 1, count: 4, clip: 1, clips: 2) == [0, 0, 0, 0])
     }
 
-    // n = 10, T = 3: seg = 3; last range round(9)...round(12) = 9...12, clamped to 9.
-    @Test func trainingIndices_lastRangePastEnd_clampsToLastFrame() {
+    // n = 10, T = 3: seg = 3; ranges 0...3, 3...6, 6...9 (4 values each): u = 0 → 0, u = 0.5 → 3 + ⌊2⌋ = 5,
+    // u = 0.999 → 6 + ⌊3.996⌋ = 9. n = 4, T = 1: seg = 3, range 0...3.
+    @Test func trainingIndices_unitDraws_mapIntoRangesAndClamp() {
         let draws = FrameSampling.trainingIndices(frameCount: 10, count: 3, unitDraws: [0, 0.5, 0.999])
-        #expect(draws == [0, 4, 9])
+        #expect(draws == [0, 5, 9])
         #expect(FrameSampling.trainingRanges(frameCount: 10, count: 3) == [0...3, 3...6, 6...9])
     }
 

@@ -103,9 +103,9 @@ public final class VideoReader {
     var decoderDrained = false
 
     /// Opens `path`, finds its best video stream, sets up frame-threaded decoding and builds the packet index.
-    /// - Parameter threads: decoder frame threads (FFmpeg `thread_count`).
+    /// - Parameter threads: decoder frame threads (FFmpeg `thread_count`); the machine's online cores by default.
     /// - Throws: `VideoError.cannotOpen`, `.noVideoStream` or `.truncated`.
-    public init(path: String, threads: Int = 2) throws(VideoError) {
+    public init(path: String, threads: Int = VideoReader.onlineCores) throws(VideoError) {
         self.path = path
         var formatContext: UnsafeMutablePointer<AVFormatContext>?
         var status = avformat_open_input(&formatContext, path, nil, nil)
@@ -192,6 +192,9 @@ public final class VideoReader {
             throw .decodeFailed(path: path, call: "av_read_frame", reason: "the video stream has no keyframe")
         }
     }
+
+    /// Cores online on this machine, the default decoder thread count.
+    public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     deinit {
         var format: UnsafeMutablePointer<AVFormatContext>? = format

@@ -32,7 +32,15 @@ enum VideoFixtures {
     }
 
     private static func make() throws(FixtureError) -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("flux-video-tests-\(getpid())")
+        let temporary = FileManager.default.temporaryDirectory
+        // Fixtures of earlier runs whose process is gone (a test process cannot clean up after itself).
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? []
+        where name.hasPrefix("flux-video-tests-") {
+            if let pid = Int32(name.dropFirst("flux-video-tests-".count)), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
+            }
+        }
+        let directory = temporary.appendingPathComponent("flux-video-tests-\(getpid())")
         try? FileManager.default.removeItem(at: directory)
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw FixtureError(description: "cannot create \(directory.path): \(error)")

@@ -58,4 +58,28 @@ import Testing
         #expect(clip.shape == [3, 2, 32, 32])
         #expect(clip == ClipTransforms.tensor(from: frames))
     }
+
+    /// SplitMix64: a seeded generator, as a counter-based stream would supply.
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test func trainingClip_sameSeed_sameTensorOfModelShape() throws {
+        let reader = try VideoReader(path: try VideoFixtures.path("vp9.webm"))
+        var a = SplitMix(state: 7), b = SplitMix(state: 7)
+        let indices = FrameSampling.trainingIndices(frameCount: reader.frameCount, count: 4, using: &a)
+        #expect(indices == FrameSampling.trainingIndices(frameCount: reader.frameCount, count: 4, using: &b))
+        let first = try reader.trainingClip(at: indices, size: 28, using: &a)
+        let second = try reader.trainingClip(at: indices, size: 28, using: &b)
+        #expect(first.shape == [3, 4, 28, 28])
+        #expect(first == second)
+        #expect(first.scalars.allSatisfy { $0.isFinite && abs($0) < 3 })
+    }
 }

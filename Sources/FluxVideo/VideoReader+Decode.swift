@@ -32,6 +32,13 @@ extension VideoReader {
                 detail: "crop \(region.width)×\(region.height) at (\(region.x), \(region.y)) is not inside the \(self.width)×\(self.height) frame")
         }
         var request = DecodeRequest(pending: Set(indices), width: width, height: height, crop: region)
+        if !hasPresentationTimestamps {
+            // Count the decoder's output from the first packet; no skipping, since any packet may be a wanted frame.
+            try seek(toKeyframe: 0)
+            request.outputCount = 0
+            try decode(until: Array(request.pending), request: &request)
+            return indices.map { request.produced[$0]! }
+        }
         // Groups in keyframe order, so that one forward pass serves every frame of a GOP.
         let groups = Dictionary(grouping: request.pending, by: { keyframe(forFrame: $0) }).sorted { $0.key < $1.key }
         for (key, members) in groups {
@@ -55,6 +62,8 @@ extension VideoReader {
         var produced: [Int: RGBFrame] = [:]
         /// Requested frames whose packets went to the decoder unskipped since the last seek.
         var inFlight: Set<Int> = []
+        /// Frames received since decoding started at the first packet, when frames are identified by count.
+        var outputCount: Int?
     }
 
     /// Whether decoding forward from the current position produces `members` without a seek: the demuxer sits
@@ -147,8 +156,8 @@ extension VideoReader {
                     continue
                 }
             }
-            var requested = false
-            if let index = decodeIndex(of: packet) {
+            var requested = request.outputCount != nil
+            if request.outputCount == nil, let index = decodeIndex(of: packet) {
                 cursor = index + 1
                 let frame = frameOfPTS[packets[index].pts]!
                 requested = request.pending.contains(frame) && request.produced[frame] == nil
@@ -188,7 +197,14 @@ extension VideoReader {
             defer { av_frame_unref(frame) }
             decodedFrameCount += 1
             let pts = frame.pointee.pts != noPTS ? frame.pointee.pts : frame.pointee.best_effort_timestamp
-            guard let index = frameOfPTS[pts], request.pending.contains(index), request.produced[index] == nil else {
+            let identified: Int?
+            if let count = request.outputCount {
+                identified = count
+                request.outputCount = count + 1
+            } else {
+                identified = frameOfPTS[pts]
+            }
+            guard let index = identified, request.pending.contains(index), request.produced[index] == nil else {
                 continue
             }
             request.produced[index] = try convert(frame, width: request.width, height: request.height, crop: request.crop)

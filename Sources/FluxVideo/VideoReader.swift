@@ -83,6 +83,10 @@ public final class VideoReader {
     let frameOfPTS: [Int64: Int]
     /// Decode indices of the keyframes, ascending.
     let keyframes: [Int]
+    /// Whether the packet timestamps give presentation order. When packets of a reordering (B-frame) stream
+    /// lack pts, as in AVI, frames are identified by counting the decoder's output from the first packet,
+    /// which is exactly the ffmpeg tool's numbering, at the cost of decoding from the start.
+    public let hasPresentationTimestamps: Bool
 
     let format: UnsafeMutablePointer<AVFormatContext>
     let codec: UnsafeMutablePointer<AVCodecContext>
@@ -165,6 +169,7 @@ public final class VideoReader {
 
         // Build the index now, while the demuxer is at the start; any failure below runs deinit.
         let indexed = Self.scanPackets(format: format, stream: best, packet: packet)
+        hasPresentationTimestamps = !indexed.missingPTS || stream.pointee.codecpar.pointee.video_delay == 0
         let scanned = indexed.packets
         packets = scanned
         let order = scanned.map(\.decodeIndex).sorted { scanned[$0].pts < scanned[$1].pts }
@@ -211,8 +216,9 @@ public final class VideoReader {
     /// Demuxes every packet of `stream` once, without decoding; returns them in decode order.
     private static func scanPackets(
         format: UnsafeMutablePointer<AVFormatContext>, stream: Int32, packet: UnsafeMutablePointer<AVPacket>
-    ) -> (packets: [VideoPacket], read: Int, error: Int32, corrupt: Bool) {
+    ) -> (packets: [VideoPacket], read: Int, error: Int32, corrupt: Bool, missingPTS: Bool) {
         var packets: [VideoPacket] = []
+        var missingPTS = false
         var read = 0
         var corrupt = false
         var status: Int32 = 0
@@ -226,12 +232,13 @@ public final class VideoReader {
             // Packets the container marks as discarded (before an edit list's start) produce no frame.
             if packet.pointee.flags & AV_PKT_FLAG_DISCARD != 0 { continue }
             let pts = packet.pointee.pts, dts = packet.pointee.dts
+            if pts == noPTS { missingPTS = true }
             guard let key = pts != noPTS ? pts : dts != noPTS ? dts : nil else { continue }
             packets.append(VideoPacket(
                 pts: key, dts: dts == noPTS ? nil : dts, isKeyframe: packet.pointee.flags & AV_PKT_FLAG_KEY != 0,
                 decodeIndex: packets.count))
         }
-        return (packets, read, status, corrupt)
+        return (packets, read, status, corrupt, missingPTS)
     }
 
     /// The decode index of the keyframe that decoding must start from to produce frame `index`: the last keyframe

@@ -17,6 +17,8 @@ enum VideoFixtures {
         Spec(name: "h264_g250_bframes.mp4", frames: 600, encode: ["-c:v", "libx264", "-g", "250", "-pix_fmt", "yuv420p"]),
         Spec(name: "h264_g30.mp4", frames: 90, encode: ["-c:v", "libx264", "-g", "30", "-pix_fmt", "yuv420p"]),
         Spec(name: "mpeg4.avi", frames: 60, encode: ["-c:v", "mpeg4", "-g", "12", "-q:v", "4"]),
+        Spec(name: "mpeg4_bframes.avi", frames: 60, encode: ["-c:v", "mpeg4", "-bf", "2", "-g", "12", "-q:v", "4"]),
+        Spec(name: "h264_opengop.mkv", frames: 90, encode: ["-c:v", "libx264", "-x264-params", "open-gop=1:keyint=30", "-pix_fmt", "yuv420p"]),
         Spec(name: "vp9.webm", frames: 60, encode: ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "20"]),
         Spec(name: "h264_g50.mkv", frames: 90, encode: ["-c:v", "libx264", "-g", "50", "-pix_fmt", "yuv420p"]),
         Spec(name: "h264_faststart.mp4", frames: 90, encode: ["-c:v", "libx264", "-g", "30", "-pix_fmt", "yuv420p", "-movflags", "+faststart"]),

@@ -55,6 +55,16 @@ enum VideoFixtures {
         let whole = try? Data(contentsOf: directory.appendingPathComponent("h264_faststart.mp4"))
         guard let whole else { throw FixtureError(description: "fixture h264_faststart.mp4 missing") }
         try? whole.prefix(whole.count / 2).write(to: directory.appendingPathComponent("truncated.mp4"))
+        // An AVI whose headers claim 1000 frames (avih dwTotalFrames and the video strh dwLength) for 60.
+        if var avi = try? Data(contentsOf: directory.appendingPathComponent("mpeg4.avi")) {
+            for (tag, offset) in [("avih", 8 + 16), ("strh", 8 + 32)] {
+                if let found = avi.range(of: Data(tag.utf8)) {
+                    let at = found.lowerBound + offset
+                    avi.replaceSubrange(at..<(at + 4), with: [0xE8, 0x03, 0, 0])
+                }
+            }
+            try? avi.write(to: directory.appendingPathComponent("lying_header.avi"))
+        }
         var generator = SystemRandomNumberGenerator()
         try? Data((0..<65536).map { _ in UInt8.random(in: 0...255, using: &generator) })
             .write(to: directory.appendingPathComponent("random.bin"))

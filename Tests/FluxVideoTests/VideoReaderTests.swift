@@ -80,6 +80,18 @@ import Testing
         #expect(try VideoReader(path: try VideoFixtures.path("h264_g250_bframes.mp4")).hasPresentationTimestamps)
     }
 
+    @Test func frameCount_containerClaimsTooMany_comesFromPacketIndex() throws {
+        let path = try VideoFixtures.path("lying_header.avi")
+        let reader = try VideoReader(path: path)
+        #expect(reader.containerFrameCount == 1000)
+        #expect(reader.frameCount == 60)
+        let last = try reader.frames(at: [59], width: 64, height: 48)
+        #expect(last[0].pixels == (try VideoFixtures.reference(path: path, indices: [59], width: 64, height: 48))[59])
+        #expect(throws: VideoError.frameOutOfRange(path: path, index: 60, frameCount: 60)) {
+            _ = try reader.frames(at: [60], width: 64, height: 48)
+        }
+    }
+
     @Test func frameCount_mp4_matchesContainer() throws {
         let reader = try VideoReader(path: try VideoFixtures.path("h264_g250_bframes.mp4"))
         #expect(reader.containerFrameCount == 600 && reader.frameCount == 600 && reader.codecName == "h264")

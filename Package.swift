@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "FluxTensor", dependencies: ["COpenBLAS", "CFluxKernels"]),
         .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
         .target(name: "FluxTraining", dependencies: ["FluxViT"]),
+        .target(name: "FluxVideo", dependencies: ["FluxTensor", "CFFmpeg"]),
 
         // Video datasets: synthetic writer, manifests, verification (to be folded into FluxVideo).
         .target(name: "FluxDatasets", dependencies: ["CFFmpeg", "FluxTensor"]),
@@ -43,7 +44,7 @@ let package = Package(
             ]),
         .executableTarget(
             name: "flux-bench",
-            dependencies: ["FluxViT", "FluxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["FluxViT", "FluxTraining", "FluxVideo", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Tests.
         .target(name: "FluxTestKit", dependencies: ["FluxTensor", "FluxViT"]),
@@ -51,6 +52,7 @@ let package = Package(
             name: "FluxTrainingTests", dependencies: ["FluxTraining", "FluxTestKit"],
             resources: [.copy("Goldens")]),
         .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets"]),
+        .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

@@ -34,12 +34,14 @@ let package = Package(
 
         // Video datasets: synthetic writer, manifests, verification (to be folded into FluxVideo).
         .target(name: "FluxDatasets", dependencies: ["CFFmpeg", "FluxTensor"]),
+        // The glue between training and video: VideoDataset: ClipSource.
+        .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo", "FluxDatasets"]),
 
         // Executables: thin command trees.
         .executableTarget(
             name: "fluxctl",
             dependencies: [
-                "FluxViT", "FluxTraining", "FluxDatasets",
+                "FluxViT", "FluxTraining", "FluxDatasets", "FluxData", "FluxVideo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -53,6 +55,7 @@ let package = Package(
             resources: [.copy("Goldens")]),
         .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets"]),
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
+        .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

@@ -14,7 +14,7 @@ public struct SamplingPlan: Equatable, Sendable {
 
 /// Counter-based random numbers: a pure function of (seed, epoch, step, index, purpose), so that
 /// any number of workers draw the same values (design §4). SplitMix64 finalizer over a mixed key.
-public struct StepRandom: Sendable {
+public struct StepRandom: Sendable, RandomNumberGenerator {
     private var state: UInt64
 
     public init(seed: UInt64, epoch: Int, step: Int, index: Int = 0, purpose: Purpose) {

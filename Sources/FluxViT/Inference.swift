@@ -86,7 +86,6 @@ public struct Inference {
 public enum InferenceError: Error, Equatable, CustomStringConvertible {
     case unreadableClassNames(path: String)
     case classNameCount(path: String, found: Int, expected: Int)
-    case videoNotBuilt(path: String)
     case noInput
 
     public var description: String {
@@ -95,8 +94,6 @@ public enum InferenceError: Error, Equatable, CustomStringConvertible {
             "cannot read class names '\(path)': check the path (one class name a line)."
         case let .classNameCount(path, found, expected):
             "'\(path)' names \(found) classes but the model has \(expected) (num_classes); give one name a line for each class."
-        case let .videoNotBuilt(path):
-            "cannot run on the video '\(path)': the FFmpeg video pipeline is not built yet (issue #4). Pass a clip tensor with --input-tensor X.safetensors (B×3×T×H×W, normalized) instead."
         case .noInput:
             "no input: give a video file, --input-tensor X.safetensors, or --random-clip."
         }

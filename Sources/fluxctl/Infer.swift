@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FluxData
 import FluxTensor
 import FluxViT
 
@@ -13,7 +14,7 @@ struct Infer: ParsableCommand {
             proj1 (B×D) of the chosen head as safetensors.
             """)
 
-    @Argument(help: "A video file (needs the FFmpeg pipeline, issue #4).")
+    @Argument(help: "A video file (anything FFmpeg decodes): --frames at segment middles, centre crop of --size.")
     var video: String?
 
     @Option(help: "Model YAML (configs/models/*.yaml).")
@@ -84,7 +85,7 @@ struct Infer: ParsableCommand {
         }
         let clip: Tensor
         if let video {
-            throw InferenceError.videoNotBuilt(path: video)
+            clip = try VideoClip.test(path: video, frames: frames, size: size, threads: threads)
         } else if let inputTensor {
             clip = try Inference.readClip(path: inputTensor, key: key)
         } else {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import FluxData
+import FluxDatasets
 import FluxTensor
 import FluxTraining
 import FluxViT
@@ -14,8 +16,9 @@ struct Train: ParsableCommand {
             Checkpoints go to OUT/checkpoints (the newest 3 kept), metrics to OUT/metrics.jsonl (one JSON \
             object a line). Ctrl-C saves a checkpoint and stops cleanly; --resume continues from the newest one. \
             At the end, validation top-1 is printed for each training budget with its head. \
-            Training on video manifests (--train, --val) arrives with the FFmpeg pipeline (issue #4); \
-            until then --synthetic N trains on N reproducible random clips.
+            --train and --val are manifests of videos (path,label CSV; paths relative to --root, by default \
+            the manifest's folder); unreadable videos are skipped and reported. --synthetic N trains on N \
+            reproducible random clips instead (no video needed).
             """)
 
     @Flag(help: "Train in this process (cluster training arrives with the coordinator).") var local = false
@@ -66,7 +69,6 @@ struct Train: ParsableCommand {
     }
 
     private func runTraining() throws {
-        if let train { throw TrainCommandError.videoNotBuilt(manifest: train) }
         var modelConfig = try FluxViTConfig.load(path: model)
         if let budgets { modelConfig.budgets = try list(budgets, "--budgets") }
         try modelConfig.validate(source: "'\(model)' with --budgets")
@@ -96,8 +98,24 @@ struct Train: ParsableCommand {
         config.checkpointDirectory = outURL.appendingPathComponent("checkpoints")
         try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
 
-        let count = synthetic ?? 0
-        let source = SyntheticClips(count: count, classes: modelConfig.numClasses, seed: seed, globalBatch: batch)
+        let source: ClipSource
+        var videos: VideoDataset?
+        var validationVideos: VideoDataset?
+        if let train {
+            let manifest = try Manifest.load(path: train, root: root)
+            try manifest.validate(classCount: modelConfig.numClasses)
+            let dataset = VideoDataset(manifest: manifest, seed: seed, globalBatch: batch, augment: true)
+            videos = dataset
+            source = dataset
+            if let val {
+                let valManifest = try Manifest.load(path: val, root: root)
+                try valManifest.validate(classCount: modelConfig.numClasses)
+                validationVideos = VideoDataset(manifest: valManifest, seed: seed, globalBatch: batch, augment: false)
+            }
+        } else {
+            source = SyntheticClips(count: synthetic ?? 0, classes: modelConfig.numClasses, seed: seed, globalBatch: batch)
+        }
+        let count = source.count
         let trainer = try Trainer(model: net, config: config, planner: planner, source: source)
         if resume {
             guard try trainer.resumeIfPossible() else { throw TrainCommandError.nothingToResume(folder: config.checkpointDirectory!.path) }
@@ -113,7 +131,7 @@ struct Train: ParsableCommand {
         defer { interrupt.cancel(); signal(SIGINT, SIG_DFL) }
 
         let total = steps.map { min($0, trainer.totalSteps - trainer.state.step) } ?? (trainer.totalSteps - trainer.state.step)
-        note("training \(modelConfig.embedDim)-wide, depth \(modelConfig.depth), on \(count) synthetic clips: \(total) steps of \(batch) clips, budgets \(modelConfig.budgets)")
+        note("training \(modelConfig.embedDim)-wide, depth \(modelConfig.depth), on \(count) \(train == nil ? "synthetic clips" : "videos"): \(total) steps of \(batch) clips, budgets \(modelConfig.budgets)")
         let line = ProgressLine(total: trainer.state.step + total)
         let interactive = isatty(STDERR_FILENO) != 0
         let start = Date()
@@ -139,11 +157,28 @@ struct Train: ParsableCommand {
             return
         }
 
-        let validation = SyntheticClips(count: max(count / 4, batch), classes: modelConfig.numClasses, seed: seed &+ 1_000_003, globalBatch: batch)
-        let plan = planner.feasible[planner.feasible.count / 2]
-        let (accuracies, _) = try Evaluation.accuracy(model: net, count: validation.count, batch: batch) { i in
-            Sample(clip: validation.clip(index: i, frames: plan.frames, size: plan.resolution), label: i % modelConfig.numClasses)
+        if let videos, !videos.unreadable.isEmpty {
+            note("\(videos.unreadable.count) unreadable video(s) skipped, e.g. line \(videos.unreadable[0].line) '\(videos.unreadable[0].path)': \(videos.unreadable[0].reason)")
         }
+        let plan = planner.feasible[planner.feasible.count / 2]
+        let accuracies: [Evaluation.Accuracy]
+        var validationCount = 0
+        if let validationVideos {
+            validationCount = validationVideos.count
+            accuracies = try Evaluation.accuracy(model: net, count: validationVideos.count, batch: batch) { i in
+                validationVideos.testSample(index: i, frames: plan.frames, size: plan.resolution)
+            }.accuracies
+        } else if train != nil {
+            note("no --val manifest: skipping validation")
+            return
+        } else {
+            let validation = SyntheticClips(count: max(count / 4, batch), classes: modelConfig.numClasses, seed: seed &+ 1_000_003, globalBatch: batch)
+            validationCount = validation.count
+            accuracies = try Evaluation.accuracy(model: net, count: validation.count, batch: batch) { i in
+                Sample(clip: validation.clip(index: i, frames: plan.frames, size: plan.resolution), label: i % modelConfig.numClasses)
+            }.accuracies
+        }
+        _ = validationCount
         metrics.append(step: trainer.state.step, accuracies: accuracies)
         print("validation (\(accuracies.first?.samples ?? 0) clips, \(plan.frames)×\(plan.resolution)²):")
         for a in accuracies {
@@ -162,13 +197,10 @@ final class StopFlag: Sendable {
 }
 
 enum TrainCommandError: Error, CustomStringConvertible {
-    case videoNotBuilt(manifest: String)
     case nothingToResume(folder: String)
 
     var description: String {
         switch self {
-        case let .videoNotBuilt(m):
-            "cannot train on '\(m)': the FFmpeg video pipeline is not built yet (issue #4). Use --synthetic N to run the training loop on synthetic clips."
         case let .nothingToResume(f): "--resume: no checkpoint in '\(f)'; run without --resume to start"
         }
     }

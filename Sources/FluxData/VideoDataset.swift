@@ -1,0 +1,108 @@
+import Foundation
+import FluxDatasets
+import FluxTensor
+import FluxTraining
+import FluxVideo
+
+/// The glue between training and video (style §A): a manifest of videos as a `ClipSource`.
+///
+/// Contract (see `ClipSource`): step s of epoch e takes the s-th global batch of the permutation
+/// from (seed, e); rank r of n takes the r-th near-equal slice; every sample's frame indices, crop
+/// and flip come from `StepRandom` keyed by (seed, epoch, step, sample index, purpose), never by
+/// rank — so the same step yields the same clips on any number of workers. A video that cannot be
+/// read is skipped and reported in `RankBatch.skipped` (and `unreadable`), never replaced.
+public final class VideoDataset: ClipSource {
+    public let manifest: Manifest
+    public let seed: UInt64
+    public let globalBatch: Int
+    /// Random resized crop and flip (training) or the centre test view (no augmentation).
+    public let augment: Bool
+    /// Decoder threads per video (frame threads).
+    public let decoderThreads: Int
+    /// Videos that could not be read so far: manifest line, path and FFmpeg's reason.
+    public private(set) var unreadable: [(line: Int, path: String, reason: String)] = []
+
+    public init(manifest: Manifest, seed: UInt64, globalBatch: Int, augment: Bool, decoderThreads: Int = 1) {
+        self.manifest = manifest
+        self.seed = seed
+        self.globalBatch = globalBatch
+        self.augment = augment
+        self.decoderThreads = decoderThreads
+    }
+
+    public var count: Int { manifest.entries.count }
+
+    /// The epoch's order of sample indices, from (seed, epoch) only (Fisher–Yates).
+    public func permutation(epoch: Int) -> [Int] {
+        var order = Array(0..<count)
+        var random = StepRandom(seed: seed, epoch: epoch, step: 0, purpose: .permutation)
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }
+        return order
+    }
+
+    public func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch {
+        let order = permutation(epoch: epoch)
+        let global = order[(step * globalBatch)..<((step + 1) * globalBatch)]
+        let first = global.startIndex
+        let slice = global[(first + globalBatch * rank / worldSize)..<(first + globalBatch * (rank + 1) / worldSize)]
+        var samples: [Sample] = []
+        var skipped: [Int] = []
+        for index in slice {
+            if let sample = trainingSample(index: index, epoch: epoch, step: step, plan: plan) {
+                samples.append(sample)
+            } else {
+                skipped.append(index)
+            }
+        }
+        return RankBatch(samples: samples, skipped: skipped)
+    }
+
+    /// Sample `index` as training sees it at (epoch, step): random segment frames, and with
+    /// `augment` a random resized crop and flip; nil (and recorded) when the video cannot be read.
+    public func trainingSample(index: Int, epoch: Int, step: Int, plan: SamplingPlan) -> Sample? {
+        let entry = manifest.entries[index]
+        do {
+            let reader = try VideoReader(path: entry.url.path, threads: decoderThreads)
+            var frames = StepRandom(seed: seed, epoch: epoch, step: step, index: index, purpose: .frames)
+            let draws = (0..<plan.frames).map { _ in frames.unit() }
+            let indices = FrameSampling.trainingIndices(frameCount: reader.frameCount, count: plan.frames, unitDraws: draws)
+            let clip: Tensor
+            if augment {
+                var crop = StepRandom(seed: seed, epoch: epoch, step: step, index: index, purpose: .crop)
+                clip = try reader.trainingClip(at: indices, size: plan.resolution, using: &crop)
+            } else {
+                clip = try reader.testClip(at: indices, size: plan.resolution)
+            }
+            return Sample(clip: clip, label: entry.label)
+        } catch {
+            unreadable.append((entry.line, entry.path, "\(error)"))
+            return nil
+        }
+    }
+
+    /// Sample `index` as evaluation sees it: `frames` at the middle of their segments, the centre
+    /// crop of the short-side resize to `size`. Nil (and recorded) when unreadable.
+    public func testSample(index: Int, frames: Int, size: Int) -> Sample? {
+        let entry = manifest.entries[index]
+        do {
+            let reader = try VideoReader(path: entry.url.path, threads: decoderThreads)
+            let indices = FrameSampling.testIndices(frameCount: reader.frameCount, count: frames)
+            return Sample(clip: try reader.testClip(at: indices, size: size), label: entry.label)
+        } catch {
+            unreadable.append((entry.line, entry.path, "\(error)"))
+            return nil
+        }
+    }
+}
+
+/// One video as the model's input, for inference.
+public enum VideoClip {
+    /// `frames` frames at the middle of their segments (spec §6, one test clip), centre crop of the
+    /// short-side resize to `size`, normalized: [1, 3, frames, size, size].
+    public static func test(path: String, frames: Int, size: Int, threads: Int = 2) throws -> Tensor {
+        let reader = try VideoReader(path: path, threads: threads)
+        let indices = FrameSampling.testIndices(frameCount: reader.frameCount, count: frames)
+        let clip = try reader.testClip(at: indices, size: size)
+        return clip.reshaped([1] + clip.shape)
+    }
+}

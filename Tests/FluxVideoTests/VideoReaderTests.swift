@@ -108,6 +108,16 @@ import Testing
         }
     }
 
+    @Test func init_truncatedBeforeIndex_throwsCannotOpen() throws {
+        let path = try VideoFixtures.path("truncated_no_index.mp4")
+        #expect {
+            _ = try VideoReader(path: path)
+        } throws: { error in
+            guard case let .cannotOpen(p, _, reason) = error as? VideoError else { return false }
+            return p == path && !reason.isEmpty
+        }
+    }
+
     @Test func init_randomBytes_throwsCannotOpenWithReason() throws {
         let path = try VideoFixtures.path("random.bin")
         #expect {

@@ -16,6 +16,7 @@ public enum VideoError: Error, Equatable, CustomStringConvertible {
     /// The file ends before the data its container promises (a partial download or copy).
     case truncated(path: String, expectedPackets: Int, readablePackets: Int, reason: String)
 
+    /// What failed, in which file, FFmpeg's reason, and how to fix it.
     public var description: String {
         switch self {
         case let .cannotOpen(p, call, r):

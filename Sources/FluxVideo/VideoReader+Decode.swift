@@ -11,7 +11,8 @@ extension VideoReader {
     /// Decodes only what the requested frames depend on: for each group of requested frames sharing a keyframe
     /// it seeks to that keyframe (through the packet index) and decodes forward, asking the decoder to skip
     /// non-reference frames (`AVDISCARD_NONREF`) for every packet that is not itself requested. Frames that are
-    /// not returned are never converted.
+    /// not returned are never converted. Where packets give no presentation order (`hasPresentationTimestamps`
+    /// is false) it decodes every frame from the start up to the last requested one instead.
     /// - Returns: one frame per element of `indices`, in the same order.
     /// - Throws: `VideoError.frameOutOfRange`, `.invalidGeometry` or `.decodeFailed`.
     public func frames(at indices: [Int], width: Int, height: Int, crop: PixelRect? = nil) throws(VideoError)
@@ -54,7 +55,7 @@ extension VideoReader {
 
     /// What one `frames(at:)` call still needs, and what it has.
     struct DecodeRequest {
-        /// Requested frames not yet converted.
+        /// The requested frames.
         var pending: Set<Int>
         var width: Int
         var height: Int
@@ -165,16 +166,14 @@ extension VideoReader {
             }
             // Reference frames are always decoded (later frames need them); others only when requested.
             codec.pointee.skip_frame = requested ? AVDISCARD_DEFAULT : AVDISCARD_NONREF
-            while true {
-                let status = avcodec_send_packet(codec, packet)
-                if status == -EAGAIN {
-                    try receiveFrames(request: &request, lastError: &lastError)
-                    continue
-                }
-                // Like the ffmpeg tool, go on past a damaged packet; a requested frame that never appears fails below.
-                if status < 0 { lastError = "avcodec_send_packet: \(ffmpegReason(status))" }
-                break
+            var status = avcodec_send_packet(codec, packet)
+            if status == -EAGAIN {
+                // The decoder's output is full: take it, then the packet goes in.
+                try receiveFrames(request: &request, lastError: &lastError)
+                status = avcodec_send_packet(codec, packet)
             }
+            // Like the ffmpeg tool, go on past a damaged packet; a requested frame that never appears fails below.
+            if status < 0 { lastError = "avcodec_send_packet: \(ffmpegReason(status))" }
             av_packet_unref(packet)
             try receiveFrames(request: &request, lastError: &lastError)
         }

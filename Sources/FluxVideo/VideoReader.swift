@@ -6,9 +6,13 @@ import Glibc
 
 /// A rectangle of source pixels: the region of each frame that a conversion reads.
 public struct PixelRect: Equatable, Hashable, Sendable {
+    /// Left edge, in source pixels from the frame's left.
     public var x: Int
+    /// Top edge, in source pixels from the frame's top.
     public var y: Int
+    /// Width in source pixels.
     public var width: Int
+    /// Height in source pixels.
     public var height: Int
 
     /// A rectangle with its top-left corner at (`x`, `y`).
@@ -22,7 +26,9 @@ public struct PixelRect: Equatable, Hashable, Sendable {
 
 /// One decoded frame converted to packed RGB24: `height` rows of `width` (R, G, B) bytes.
 public struct RGBFrame: Equatable, Sendable {
+    /// Pixels per row.
     public var width: Int
+    /// Rows.
     public var height: Int
     /// `width · height · 3` bytes, row-major.
     public var pixels: [UInt8]

@@ -55,6 +55,10 @@ enum VideoFixtures {
         let whole = try? Data(contentsOf: directory.appendingPathComponent("h264_faststart.mp4"))
         guard let whole else { throw FixtureError(description: "fixture h264_faststart.mp4 missing") }
         try? whole.prefix(whole.count / 2).write(to: directory.appendingPathComponent("truncated.mp4"))
+        // Without +faststart the index (moov) is at the end, so a cut file has none.
+        if let plain = try? Data(contentsOf: directory.appendingPathComponent("h264_g30.mp4")) {
+            try? plain.prefix(plain.count / 2).write(to: directory.appendingPathComponent("truncated_no_index.mp4"))
+        }
         // An AVI whose headers claim 1000 frames (avih dwTotalFrames and the video strh dwLength) for 60.
         if var avi = try? Data(contentsOf: directory.appendingPathComponent("mpeg4.avi")) {
             for (tag, offset) in [("avih", 8 + 16), ("strh", 8 + 32)] {

@@ -57,6 +57,16 @@ import Testing
         #expect(reader.decodedFrameCount < 600 / 2, "decoded \(reader.decodedFrameCount) frames for 8")
     }
 
+    @Test func frames_oneFrameLateInGOP_skipsNonReferenceFrames() throws {
+        let path = try VideoFixtures.path("h264_g250_bframes.mp4")
+        let reader = try VideoReader(path: path)
+        let frame = try reader.frames(at: [240], width: 40, height: 30)
+        // Frames 0…240 all precede it in its GOP; x264's non-reference B-frames among them are skipped.
+        #expect(reader.decodedFrameCount < 200, "decoded \(reader.decodedFrameCount) frames for frame 240")
+        #expect(reader.seekCount == 1)
+        #expect(frame[0].pixels == (try VideoFixtures.reference(path: path, indices: [240], width: 40, height: 30))[240])
+    }
+
     @Test func frames_sameReaderTwice_returnsSameFrames() throws {
         let reader = try VideoReader(path: try VideoFixtures.path("h264_g30.mp4"))
         let first = try reader.frames(at: [40, 5, 80], width: 48, height: 48)
@@ -105,6 +115,16 @@ import Testing
         } throws: { error in
             guard case let .truncated(p, expected, readable, _) = error as? VideoError else { return false }
             return p == path && expected == 90 && readable < 90
+        }
+    }
+
+    @Test func init_truncatedBeforeIndex_throwsCannotOpen() throws {
+        let path = try VideoFixtures.path("truncated_no_index.mp4")
+        #expect {
+            _ = try VideoReader(path: path)
+        } throws: { error in
+            guard case let .cannotOpen(p, _, reason) = error as? VideoError else { return false }
+            return p == path && !reason.isEmpty
         }
     }
 

@@ -19,11 +19,19 @@ public final class VideoDataset: ClipSource {
     public let augment: Bool
     /// Decoder threads per video (frame threads).
     public let decoderThreads: Int
+    /// Random horizontal flips in training; off for data whose labels depend on left and right
+    /// (motion direction, Something-Something, the synthetic motion dataset).
+    public let flip: Bool
+    /// Scale range of the random resized crop (spec §6: 0.08–1).
+    public let cropScale: ClosedRange<Double>
     /// Videos that could not be read so far: manifest line, path and FFmpeg's reason.
     public private(set) var unreadable: [(line: Int, path: String, reason: String)] = []
 
-    public init(manifest: Manifest, seed: UInt64, globalBatch: Int, augment: Bool, decoderThreads: Int = 1) {
+    public init(manifest: Manifest, seed: UInt64, globalBatch: Int, augment: Bool, flip: Bool = true,
+                cropScale: ClosedRange<Double> = 0.08...1, decoderThreads: Int = 1) {
         self.manifest = manifest
+        self.flip = flip
+        self.cropScale = cropScale
         self.seed = seed
         self.globalBatch = globalBatch
         self.augment = augment
@@ -69,7 +77,10 @@ public final class VideoDataset: ClipSource {
             let clip: Tensor
             if augment {
                 var crop = StepRandom(seed: seed, epoch: epoch, step: step, index: index, purpose: .crop)
-                clip = try reader.trainingClip(at: indices, size: plan.resolution, using: &crop)
+                let rect = ClipTransforms.randomResizedCrop(
+                    frameWidth: reader.width, frameHeight: reader.height, scale: cropScale, using: &crop)
+                var coin = StepRandom(seed: seed, epoch: epoch, step: step, index: index, purpose: .flip)
+                clip = try reader.clip(at: indices, size: plan.resolution, crop: rect, flip: flip && coin.unit() < 0.5)
             } else {
                 clip = try reader.testClip(at: indices, size: plan.resolution)
             }

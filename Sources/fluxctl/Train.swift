@@ -44,6 +44,8 @@ struct Train: ParsableCommand {
     @Option(help: "Clip the global gradient norm to this.") var clipGrad: Double?
     @Option(help: "Label smoothing.") var labelSmoothing: Float = 0.1
     @Option(help: "Checkpoint every N steps (0: only at the end and on Ctrl-C).") var checkpointEvery: Int = 0
+    @Flag(name: .customLong("no-flip"), help: "No random horizontal flips (for labels that depend on left and right, e.g. motion direction).") var noFlip = false
+    @Option(help: "Smallest area fraction of the random resized crop.") var cropScale: Double = 0.08
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Compute threads.") var threads: Int = 2
 
@@ -104,7 +106,8 @@ struct Train: ParsableCommand {
         if let train {
             let manifest = try Manifest.load(path: train, root: root)
             try manifest.validate(classCount: modelConfig.numClasses)
-            let dataset = VideoDataset(manifest: manifest, seed: seed, globalBatch: batch, augment: true)
+            let dataset = VideoDataset(manifest: manifest, seed: seed, globalBatch: batch, augment: true, flip: !noFlip,
+                                       cropScale: cropScale...1)
             videos = dataset
             source = dataset
             if let val {

@@ -48,6 +48,13 @@ public struct ManifestEntry: Sendable, Equatable {
     public var label: Int
     /// The 1-based line number in the manifest, for error messages.
     public var line: Int
+
+    public init(path: String, url: URL, label: Int, line: Int) {
+        self.path = path
+        self.url = url
+        self.label = label
+        self.line = line
+    }
 }
 
 /// A list of labelled videos read from a manifest file.

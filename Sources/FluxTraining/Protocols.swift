@@ -89,3 +89,24 @@ public protocol ClipSource: AnyObject {
     var count: Int { get }
     func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch
 }
+
+/// The deterministic sharding of design §4, shared by every `ClipSource`: epoch e's order is a
+/// permutation from (seed, e) alone; step s takes the s-th global batch of it; rank r of n takes
+/// the r-th near-equal contiguous slice.
+public enum Sharding {
+    /// Epoch `epoch`'s order of the `count` sample indices (Fisher–Yates over `StepRandom`).
+    public static func permutation(count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var order = Array(0..<count)
+        var random = StepRandom(seed: seed, epoch: epoch, step: 0, purpose: .permutation)
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }
+        return order
+    }
+
+    /// The sample indices rank `rank` of `worldSize` processes at (epoch, step), in global order.
+    public static func slice(count: Int, seed: UInt64, epoch: Int, step: Int, globalBatch: Int, rank: Int,
+                             worldSize: Int) -> ArraySlice<Int> {
+        let order = permutation(count: count, seed: seed, epoch: epoch)
+        let start = step * globalBatch
+        return order[(start + globalBatch * rank / worldSize)..<(start + globalBatch * (rank + 1) / worldSize)]
+    }
+}

@@ -20,18 +20,12 @@ public final class SyntheticClips: ClipSource {
         self.globalBatch = globalBatch
     }
 
-    /// The epoch's order of sample indices, from (seed, epoch) only (Fisher–Yates).
-    public func permutation(epoch: Int) -> [Int] {
-        var order = Array(0..<count)
-        var random = StepRandom(seed: seed, epoch: epoch, step: 0, purpose: .permutation)
-        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, random.below(i + 1)) }
-        return order
-    }
+    /// The epoch's order of sample indices, from (seed, epoch) only.
+    public func permutation(epoch: Int) -> [Int] { Sharding.permutation(count: count, seed: seed, epoch: epoch) }
 
     public func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch {
-        let order = permutation(epoch: epoch)
-        let global = Array(order[(step * globalBatch)..<((step + 1) * globalBatch)])
-        let slice = global[(globalBatch * rank / worldSize)..<(globalBatch * (rank + 1) / worldSize)]
+        let slice = Sharding.slice(count: count, seed: seed, epoch: epoch, step: step, globalBatch: globalBatch,
+                                   rank: rank, worldSize: worldSize)
         var samples: [Sample] = []
         var skipped: [Int] = []
         for index in slice {

@@ -86,7 +86,6 @@ public struct Inference {
 public enum InferenceError: Error, Equatable, CustomStringConvertible {
     case unreadableClassNames(path: String)
     case classNameCount(path: String, found: Int, expected: Int)
-    case noInput
 
     public var description: String {
         switch self {
@@ -94,8 +93,6 @@ public enum InferenceError: Error, Equatable, CustomStringConvertible {
             "cannot read class names '\(path)': check the path (one class name a line)."
         case let .classNameCount(path, found, expected):
             "'\(path)' names \(found) classes but the model has \(expected) (num_classes); give one name a line for each class."
-        case .noInput:
-            "no input: give a video file, --input-tensor X.safetensors, or --random-clip."
         }
     }
 }

@@ -136,4 +136,17 @@ import Testing
         #expect(pos[0..<64].allSatisfy { $0 == 0 })
         #expect(pos[64] == 0 && pos[64 + 8] == 1)
     }
+
+    @Test func classNames_mustNameEveryClass() throws {
+        let path = Self.temporaryPath("names.txt")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "walking\nrunning\n\njumping\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try Inference.readClassNames(path: path, expected: 3) == ["walking", "running", "jumping"])
+        #expect(throws: InferenceError.classNameCount(path: path, found: 3, expected: 5)) {
+            try Inference.readClassNames(path: path, expected: 5)
+        }
+        #expect(throws: InferenceError.unreadableClassNames(path: "/nonexistent/names.txt")) {
+            try Inference.readClassNames(path: "/nonexistent/names.txt", expected: 5)
+        }
+    }
 }

@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(
             name: "FluxTrainingTests", dependencies: ["FluxTraining", "FluxTestKit"],
             resources: [.copy("Goldens")]),
-        .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets"]),
+        .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets", "FluxTestKit"]),
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),

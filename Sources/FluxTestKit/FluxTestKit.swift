@@ -128,3 +128,31 @@ public func expectGradient(
     }
     return failures.isEmpty
 }
+
+/// The executables `swift build` puts beside the test bundle (fluxctl, flux-bench), run as a user
+/// runs them.
+public enum BuiltTool {
+    /// Where `name` is, next to the running test binary.
+    public static func url(_ name: String) -> URL {
+        URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent(name)
+    }
+
+    /// Whether `name` has been built.
+    public static func exists(_ name: String) -> Bool { FileManager.default.isExecutableFile(atPath: url(name).path) }
+
+    /// Runs `name` with `arguments` to completion and returns its exit status and output.
+    public static func run(_ name: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = url(name)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+}

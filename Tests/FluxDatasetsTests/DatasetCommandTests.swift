@@ -1,4 +1,5 @@
 import Foundation
+import FluxTestKit
 import Testing
 @testable import FluxDatasets
 
@@ -7,26 +8,11 @@ import Testing
 /// These belong in FluxSystemTests once that target exists; they need only the fluxctl that `swift build`
 /// puts next to the test bundle.
 @Suite struct DatasetCommandTests {
-    static let fluxctl: URL? = {
-        let candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-                          Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-        return candidates.map { $0.appendingPathComponent("fluxctl") }
-            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
-    }()
+    static let fluxctl: URL? = BuiltTool.exists("fluxctl") ? BuiltTool.url("fluxctl") : nil
 
     static func run(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        guard let fluxctl else { throw CocoaError(.fileNoSuchFile) }
-        process.executableURL = fluxctl
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        let result = try BuiltTool.run("fluxctl", arguments)
+        return (result.status, result.stdout, result.stderr)
     }
 
     @Test(.enabled(if: fluxctl != nil, "needs the built fluxctl"))

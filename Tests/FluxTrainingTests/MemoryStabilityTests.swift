@@ -1,4 +1,5 @@
 import Foundation
+import FluxTestKit
 import Testing
 
 /// The training step allocates nothing that grows with the step count: resident memory after
@@ -6,9 +7,8 @@ import Testing
 /// (flux-bench), so other tests running in parallel cannot disturb it.
 @Suite struct MemoryStabilityTests {
     @Test func residentMemory_afterStep10_matchesStep2() throws {
-        let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("flux-bench")
-        try #require(FileManager.default.isExecutableFile(atPath: executable.path), "build flux-bench first (make test does)")
+        let executable = BuiltTool.url("flux-bench")
+        try #require(BuiltTool.exists("flux-bench"), "build flux-bench first (make test does)")
         let process = Process()
         process.executableURL = executable
         process.arguments = [

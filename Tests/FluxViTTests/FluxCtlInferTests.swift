@@ -7,23 +7,10 @@ import Testing
 /// `fluxctl infer` as a user runs it: a real process, its output file and its error text.
 @Suite struct FluxCtlInferTests {
     /// The fluxctl built beside this test bundle (`swift build --build-tests` builds both).
-    static var fluxctl: URL {
-        let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-        return executable.deletingLastPathComponent().appendingPathComponent("fluxctl")
-    }
+    static var fluxctl: URL { BuiltTool.url("fluxctl") }
 
     static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = fluxctl
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+        try BuiltTool.run("fluxctl", arguments)
     }
 
     @Test func infer_tensorFile_writesTheGoldenOutputs() throws {

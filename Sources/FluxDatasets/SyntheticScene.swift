@@ -3,13 +3,14 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import FluxTensor
 
 /// Counter-based randomness for synthetic videos: one independent stream per (seed, video, frame, purpose).
 ///
 /// The same mixing as `FluxTraining.StepRandom`, so a video's pixels depend only on its key, never on which videos
 /// were written before it or on how many threads wrote them.
 public struct SceneRandom: Sendable {
-    private var state: UInt64
+    private var stream: CounterRandom
 
     /// What a stream is for; each purpose gets independent numbers.
     public enum Purpose: UInt64, Sendable {
@@ -18,31 +19,18 @@ public struct SceneRandom: Sendable {
 
     /// A stream for `purpose` of `video` (and `frame`, for per-frame noise) under `seed`.
     public init(seed: UInt64, video: Int, frame: Int = 0, purpose: Purpose) {
-        var h = seed &* 0x9E37_79B9_7F4A_7C15
-        for part in [UInt64(bitPattern: Int64(video)), UInt64(bitPattern: Int64(frame)), purpose.rawValue] {
-            h = Self.mix(h ^ (part &+ 0x632B_E59B_D9B4_E019))
-        }
-        state = h
-    }
-
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        stream = CounterRandom(seed: seed, parts: [UInt64(bitPattern: Int64(video)), UInt64(bitPattern: Int64(frame)),
+                                                   purpose.rawValue])
     }
 
     /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
+    public mutating func next() -> UInt64 { stream.next() }
 
     /// Uniform integer in 0 ..< bound.
-    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    public mutating func below(_ bound: Int) -> Int { stream.below(bound) }
 
     /// Uniform in [0, 1).
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    public mutating func unit() -> Double { stream.unit() }
 
     /// Uniform in [low, high).
     public mutating func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * unit() }

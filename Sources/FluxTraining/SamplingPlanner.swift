@@ -1,3 +1,5 @@
+import FluxTensor
+
 /// The Flux grid of one step: every sample of the step's batch is sampled this way (spec §5).
 public struct SamplingPlan: Equatable, Sendable {
     public var frames: Int
@@ -15,15 +17,11 @@ public struct SamplingPlan: Equatable, Sendable {
 /// Counter-based random numbers: a pure function of (seed, epoch, step, index, purpose), so that
 /// any number of workers draw the same values (design §4). SplitMix64 finalizer over a mixed key.
 public struct StepRandom: Sendable, RandomNumberGenerator {
-    private var state: UInt64
+    private var stream: CounterRandom
 
     public init(seed: UInt64, epoch: Int, step: Int, index: Int = 0, purpose: Purpose) {
-        var h = seed &* 0x9E37_79B9_7F4A_7C15
-        for part in [UInt64(bitPattern: Int64(epoch)), UInt64(bitPattern: Int64(step)),
-                     UInt64(bitPattern: Int64(index)), purpose.rawValue] {
-            h = Self.mix(h ^ (part &+ 0x632B_E59B_D9B4_E019))
-        }
-        state = h
+        stream = CounterRandom(seed: seed, parts: [UInt64(bitPattern: Int64(epoch)), UInt64(bitPattern: Int64(step)),
+                                                   UInt64(bitPattern: Int64(index)), purpose.rawValue])
     }
 
     /// What a stream is for; each purpose gets independent numbers.
@@ -31,23 +29,13 @@ public struct StepRandom: Sendable, RandomNumberGenerator {
         case grid = 1, frames = 2, crop = 3, flip = 4, permutation = 5
     }
 
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        return Self.mix(state)
-    }
+    public mutating func next() -> UInt64 { stream.next() }
 
     /// Uniform integer in 0 ..< bound.
-    public mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
+    public mutating func below(_ bound: Int) -> Int { stream.below(bound) }
 
     /// Uniform in [0, 1).
-    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    public mutating func unit() -> Double { stream.unit() }
 }
 
 /// Draws each step's (frames, resolution) under the token limits (spec §5).

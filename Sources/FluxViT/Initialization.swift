@@ -69,23 +69,17 @@ public enum Initialization {
 
 /// A counter-based random stream keyed by a seed and a string (SplitMix64 over a key hash).
 public struct KeyedRandom {
-    private var state: UInt64
+    private var stream: CounterRandom
 
     /// The stream for (seed, key).
     public init(seed: UInt64, key: String) {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        state = seed &* 0x9E37_79B9_7F4A_7C15 ^ hash
+        stream = CounterRandom(state: seed &* 0x9E37_79B9_7F4A_7C15 ^ hash)
     }
 
     /// Next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { stream.next() }
 
     /// Uniform in [low, high).
     public mutating func uniform(_ low: Float = 0, _ high: Float = 1) -> Float {

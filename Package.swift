@@ -37,11 +37,14 @@ let package = Package(
         // The glue between training and video: VideoDataset: ClipSource.
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo", "FluxDatasets"]),
 
+        // Network: libzmq only (ZMQContext, Socket, Poller, monitor, CURVE, the ZAP allowlist).
+        .target(name: "FluxWire", dependencies: ["CZeroMQ"]),
+
         // Executables: thin command trees.
         .executableTarget(
             name: "fluxctl",
             dependencies: [
-                "FluxViT", "FluxTraining", "FluxDatasets", "FluxData", "FluxVideo",
+                "FluxViT", "FluxTraining", "FluxDatasets", "FluxData", "FluxVideo", "FluxWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -56,6 +59,7 @@ let package = Package(
         .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets", "FluxTestKit"]),
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
+        .testTarget(name: "FluxWireTests", dependencies: ["FluxWire", "FluxTestKit"]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

@@ -7,5 +7,5 @@ struct FluxCtl: ParsableCommand {
         commandName: "fluxctl",
         abstract: "Run FluxViT models and (soon) drive a Flux cluster.",
         discussion: "Cluster commands (submit, status, logs, cancel, workers, results, up) arrive with the coordinator.",
-        subcommands: [Infer.self, Train.self, Dataset.self])
+        subcommands: [Infer.self, Train.self, Dataset.self, Keys.self])
 }

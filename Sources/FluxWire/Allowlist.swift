@@ -26,6 +26,7 @@ public struct Allowlist: Equatable, Sendable {
         self.init(entries: keys.map { Entry(key: $0, label: "", line: 0) })
     }
 
+    /// An allowlist of parsed entries; the first label of a repeated key wins.
     init(entries: [Entry]) {
         self.entries = entries
         labels = Dictionary(entries.map { ($0.key, $0.label) }, uniquingKeysWith: { first, _ in first })

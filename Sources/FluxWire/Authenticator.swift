@@ -24,12 +24,18 @@ public final class Authenticator: Sendable {
 
     /// Shared between the caller and the handler thread.
     final class State: Sendable {
+        /// Allowlists by ZAP domain, swapped whole by `setAllowlist`.
         let allowlists: Mutex<[String: Allowlist]>
+        /// Refusals counted by the thread.
         let refusals = Atomic<Int>(0)
+        /// Clients allowed by the thread.
         let accepted = Atomic<Int>(0)
+        /// Where rate-limited lines go.
         let log: @Sendable (String) -> Void
+        /// The shortest time between two log lines.
         let logInterval: Duration
 
+        /// The state a new handler starts with.
         init(allowlists: [String: Allowlist], log: @escaping @Sendable (String) -> Void, logInterval: Duration) {
             self.allowlists = Mutex(allowlists)
             self.log = log
@@ -191,7 +197,8 @@ public final class Authenticator: Sendable {
             if ready.isReadable(zap), let frames = try? zap.receive(timeout: .zero) {
                 guard let request = ZAPRequest(frames: frames) else {
                     // A REP must answer every request; libzmq never sends short ones, but answer anyway.
-                    _ = try? zap.send(["1.0", "", "500", "malformed ZAP request", "", Frame([UInt8]())], timeout: .seconds(1))
+                    let reply: [Frame] = ["1.0", "", "500", "malformed ZAP request", "", Frame([UInt8]())]
+                    _ = try? zap.send(reply, timeout: .seconds(1))
                     continue
                 }
                 let decision = ZAPDecision.decide(request, allowlists: state.allowlists.withLock { $0 })

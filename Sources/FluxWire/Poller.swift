@@ -35,7 +35,9 @@ public struct Poller {
         public func isWritable(_ socket: Socket) -> Bool { has(socket, .writable) }
 
         /// The readable sockets, in the order they were added.
-        public var readable: [Socket] { sockets.indices.filter { revents[$0] & Events.readable.rawValue != 0 }.map { sockets[$0] } }
+        public var readable: [Socket] {
+            sockets.indices.filter { revents[$0] & Events.readable.rawValue != 0 }.map { sockets[$0] }
+        }
 
         /// Whether nothing was ready (the timeout passed).
         public var isEmpty: Bool { revents.allSatisfy { $0 == 0 } }

@@ -90,6 +90,7 @@ extension Socket {
         return value
     }
 
+    /// Sets an `int` option, with the option's name and value in the error.
     func setInt(_ option: Int32, _ value: Int32, name: String) throws {
         var value = value
         guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) == 0 else {
@@ -97,6 +98,7 @@ extension Socket {
         }
     }
 
+    /// Sets a binary option (keys, routing ids, domains).
     func setBytes(_ option: Int32, _ bytes: [UInt8], name: String) throws {
         let rc = bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
         guard rc == 0 else { throw WireError.lastCall("zmq_setsockopt", target: "\(name) (\(bytes.count) bytes)") }

@@ -18,6 +18,7 @@ public final class Socket {
     /// Whether `close()` has run.
     public private(set) var isClosed = false
 
+    /// Wraps a socket `context` just made; only `ZMQContext.makeSocket` calls this.
     init(raw: UnsafeMutableRawPointer, type: SocketType, context: ZMQContext) {
         self.raw = raw
         self.type = type

@@ -5,8 +5,28 @@ import Foundation
 public struct MonitorEvent: Sendable, Equatable, CustomStringConvertible {
     /// What happened.
     public enum Kind: Sendable, Equatable {
-        case connected, connectDelayed, connectRetried, listening, bindFailed, accepted, acceptFailed
-        case closed, closeFailed, disconnected, monitorStopped
+        /// A connection to a peer was made (connecting side).
+        case connected
+        /// A connect is waiting to be retried.
+        case connectDelayed
+        /// A connect was retried (`value`: the reconnect interval in ms).
+        case connectRetried
+        /// A bind succeeded.
+        case listening
+        /// A bind failed (`value`: errno).
+        case bindFailed
+        /// A connection from a peer was accepted (binding side).
+        case accepted
+        /// Accepting a connection failed (`value`: errno).
+        case acceptFailed
+        /// A connection's file descriptor was closed.
+        case closed
+        /// Closing a file descriptor failed.
+        case closeFailed
+        /// A connection was lost.
+        case disconnected
+        /// The monitor was stopped (`stopMonitor`, or the socket closed).
+        case monitorStopped
         /// The handshake failed before a security mechanism said why (e.g. no ZAP handler with enforcement).
         case handshakeFailedNoDetail
         /// The ZMTP handshake (security included) completed.
@@ -89,7 +109,8 @@ public struct MonitorEvent: Sendable, Equatable, CustomStringConvertible {
         case .handshakeFailedAuth: return "the server's authenticator refused this peer (ZAP status \(value))"
         case .handshakeFailedProtocol: return Self.protocolError(Int32(bitPattern: value))
         case .handshakeFailedNoDetail:
-            return "the handshake failed without detail (errno \(value): \(String(cString: zmq_strerror(Int32(bitPattern: value))))); "
+            let reason = String(cString: zmq_strerror(Int32(bitPattern: value)))
+            return "the handshake failed without detail (errno \(value): \(reason)); "
                 + "a CURVE server refuses everyone when its ZAP handler is not running"
         default: return "\(kind) (value \(value))"
         }

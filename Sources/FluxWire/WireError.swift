@@ -41,6 +41,7 @@ public enum WireError: Error, CustomStringConvertible, Equatable, Sendable {
         return .callFailed(call: call, target: target, errno: code, reason: String(cString: zmq_strerror(code)))
     }
 
+    /// What failed, where, and how to fix it.
     public var description: String {
         switch self {
         case let .callFailed(call, target, code, reason):

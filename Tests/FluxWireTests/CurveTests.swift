@@ -61,7 +61,8 @@ import Testing
         #expect(server.authenticator.accepted == 0)
         #expect(eventually { server.log.all.count >= 1 })
         let line = try #require(server.log.all.first)
-        #expect(line.hasPrefix("fluxwire: refused 1 connection attempt (1 in all); latest: CURVE peer from 127.0.0.1"), "\(line)")
+        let expected = "fluxwire: refused 1 connection attempt (1 in all); latest: CURVE peer from 127.0.0.1"
+        #expect(line.hasPrefix(expected), "\(line)")
         #expect(line.contains("key \(stranger.publicKey.z85) is not in the allowlist"), "\(line)")
     }
 
@@ -198,8 +199,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let files = try CurveKeyPair.generate().save(name: "loose", in: folder)
         chmod(files.key.path, 0o644)
-        #expect(throws: WireError.keyFile(path: files.key.path, line: 0,
-                                          problem: "holds a secret key but has mode 644; run `chmod 600 \(files.key.path)`")) {
+        let problem = "holds a secret key but has mode 644; run `chmod 600 \(files.key.path)`"
+        #expect(throws: WireError.keyFile(path: files.key.path, line: 0, problem: problem)) {
             try CurveKeyPair.load(keyFile: files.key.path)
         }
     }

@@ -157,13 +157,12 @@ public final class SocketMonitor {
 
     /// The next event, waiting up to `timeout` (nil: as long as it takes); nil when the time passed.
     public func next(timeout: Duration?) throws -> MonitorEvent? {
-        let frames: [Frame]?
-        if let timeout {
-            frames = try? socket.receive(timeout: timeout)
-        } else {
-            frames = try socket.receive()
+        let frames: [Frame]
+        do {
+            frames = try socket.receive(timeout: timeout)
+        } catch WireError.timedOut {
+            return nil
         }
-        guard let frames else { return nil }
         guard let event = MonitorEvent(frames: frames) else {
             throw WireError.handshakeFailed(endpoint: endpoint, reason: "malformed monitor event \(frames)")
         }

@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // System-library shims, found through pkg-config (design §2).
@@ -37,6 +38,9 @@ let package = Package(
         // The glue between training and video: VideoDataset: ClipSource.
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo", "FluxDatasets"]),
 
+        // Network: the pure message codec (no libzmq; docs/protocol.md).
+        .target(name: "FluxProtocol"),
+
         // Executables: thin command trees.
         .executableTarget(
             name: "fluxctl",
@@ -56,6 +60,9 @@ let package = Package(
         .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets", "FluxTestKit"]),
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
+        .testTarget(
+            name: "FluxProtocolTests",
+            dependencies: ["FluxProtocol", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

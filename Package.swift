@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // System-library shims, found through pkg-config (design §2).
@@ -39,6 +40,8 @@ let package = Package(
 
         // Network: libzmq only (ZMQContext, Socket, Poller, monitor, CURVE, the ZAP allowlist).
         .target(name: "FluxWire", dependencies: ["CZeroMQ"]),
+        // Network: the pure message codec (no libzmq; docs/protocol.md).
+        .target(name: "FluxProtocol"),
 
         // Executables: thin command trees.
         .executableTarget(
@@ -60,6 +63,9 @@ let package = Package(
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
         .testTarget(name: "FluxWireTests", dependencies: ["FluxWire", "FluxTestKit"]),
+        .testTarget(
+            name: "FluxProtocolTests",
+            dependencies: ["FluxProtocol", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

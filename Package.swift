@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // System-library shims, found through pkg-config (design §2).
@@ -37,8 +38,13 @@ let package = Package(
         // The glue between training and video: VideoDataset: ClipSource.
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo", "FluxDatasets"]),
 
+<<<<<<< HEAD
         // Network: libzmq only (ZMQContext, Socket, Poller, monitor, CURVE, the ZAP allowlist).
         .target(name: "FluxWire", dependencies: ["CZeroMQ"]),
+=======
+        // Network: the pure message codec (no libzmq; docs/protocol.md).
+        .target(name: "FluxProtocol"),
+>>>>>>> proto
 
         // Executables: thin command trees.
         .executableTarget(
@@ -59,7 +65,13 @@ let package = Package(
         .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets", "FluxTestKit"]),
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
+<<<<<<< HEAD
         .testTarget(name: "FluxWireTests", dependencies: ["FluxWire", "FluxTestKit"]),
+=======
+        .testTarget(
+            name: "FluxProtocolTests",
+            dependencies: ["FluxProtocol", .product(name: "PropertyBased", package: "swift-property-based")]),
+>>>>>>> proto
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

@@ -1,0 +1,310 @@
+// Messages on the coordinator's client endpoint (fluxctl and FluxClient). A client sends one request and
+// waits for its reply (the reply type, or `error`) before sending the next.
+
+/// Client → coordinator: submit a job. Reply: `submitted`, or `error` with `invalid_spec`.
+public struct Submit: HeaderOnlyBody {
+    /// `submit`.
+    public static let type = MessageType.submit
+    /// The job or sweep spec as YAML text; the coordinator validates it with FluxJobs.
+    public var specYAML: String
+
+    /// A submission.
+    public init(specYAML: String) { self.specYAML = specYAML }
+
+    enum CodingKeys: String, CodingKey { case specYAML = "spec_yaml" }
+}
+
+/// Coordinator → client: the job is queued under this id.
+public struct Submitted: HeaderOnlyBody {
+    /// `submitted`.
+    public static let type = MessageType.submitted
+    /// The new job's id.
+    public var job: JobID
+
+    /// A receipt.
+    public init(job: JobID) { self.job = job }
+}
+
+/// Client → coordinator: the state of one job, or of every job when `job` is nil. Reply: `status_reply`.
+public struct StatusRequest: HeaderOnlyBody {
+    /// `status`.
+    public static let type = MessageType.status
+    /// The job, or nil for all jobs.
+    public var job: JobID?
+
+    /// A status request.
+    public init(job: JobID? = nil) { self.job = job }
+}
+
+/// One job as `status_reply` reports it.
+public struct JobStatus: Codable, Hashable, Sendable {
+    /// The job's id.
+    public var job: JobID
+    /// The job's name from its spec.
+    public var name: String
+    /// Training or sweep.
+    public var kind: JobKind
+    /// Queued, running, succeeded, failed or cancelled.
+    public var state: JobState
+    /// The current ring generation of a training job; nil for sweeps and jobs not yet started.
+    public var generation: UInt64?
+    /// Workers currently running the job's tasks.
+    public var workers: Int
+    /// Units done: steps for training, cells for a sweep.
+    public var done: Int
+    /// Units in all; 0 when unknown.
+    public var total: Int
+    /// The latest notable event (`rank 2 lost; generation 3 formed`), if any.
+    public var message: String?
+
+    /// A job's status.
+    public init(
+        job: JobID, name: String, kind: JobKind, state: JobState, generation: UInt64? = nil, workers: Int,
+        done: Int, total: Int, message: String? = nil
+    ) {
+        self.job = job
+        self.name = name
+        self.kind = kind
+        self.state = state
+        self.generation = generation
+        self.workers = workers
+        self.done = done
+        self.total = total
+        self.message = message
+    }
+}
+
+/// Coordinator → client: the requested jobs' states, newest first.
+public struct StatusReply: HeaderOnlyBody {
+    /// `status_reply`.
+    public static let type = MessageType.statusReply
+    /// The jobs.
+    public var jobs: [JobStatus]
+
+    /// A status reply.
+    public init(jobs: [JobStatus]) { self.jobs = jobs }
+}
+
+/// Client → coordinator: a job's log lines with ids after `after`. Reply: `logs_reply`.
+public struct LogsRequest: HeaderOnlyBody {
+    /// `logs`.
+    public static let type = MessageType.logs
+    /// The job.
+    public var job: JobID
+    /// Return lines with ids greater than this (0 for the first page; then the previous reply's `next`).
+    public var after: UInt64
+    /// At most this many lines (the coordinator may return fewer).
+    public var limit: Int
+
+    /// A log request.
+    public init(job: JobID, after: UInt64 = 0, limit: Int = 1000) {
+        self.job = job
+        self.after = after
+        self.limit = limit
+    }
+
+    /// Requires a positive limit.
+    public func validate() throws(ProtocolError) {
+        try require(limit >= 1, Self.type, "limit", "\(limit) is not positive")
+    }
+}
+
+/// One line of a job's log.
+public struct LogLine: Codable, Hashable, Sendable {
+    /// The line's id, increasing within a job.
+    public var id: UInt64
+    /// When it was logged, in milliseconds since the Unix epoch.
+    public var timeMS: Int64
+    /// `debug`, `info`, `warning` or `error`.
+    public var level: String
+    /// The text.
+    public var text: String
+
+    /// A log line.
+    public init(id: UInt64, timeMS: Int64, level: String, text: String) {
+        self.id = id
+        self.timeMS = timeMS
+        self.level = level
+        self.text = text
+    }
+
+    enum CodingKeys: String, CodingKey { case id, timeMS = "time_ms", level, text }
+}
+
+/// Coordinator → client: log lines in id order.
+public struct LogsReply: HeaderOnlyBody {
+    /// `logs_reply`.
+    public static let type = MessageType.logsReply
+    /// The job.
+    public var job: JobID
+    /// The lines.
+    public var lines: [LogLine]
+    /// The cursor for the next request's `after` (the last line's id, or the request's `after` when empty).
+    public var next: UInt64
+
+    /// A log reply.
+    public init(job: JobID, lines: [LogLine], next: UInt64) {
+        self.job = job
+        self.lines = lines
+        self.next = next
+    }
+}
+
+/// Client → coordinator: cancel a job. Reply: `cancelled`, or `error` with `not_found` or `conflict`.
+public struct CancelRequest: HeaderOnlyBody {
+    /// `cancel`.
+    public static let type = MessageType.cancel
+    /// The job.
+    public var job: JobID
+
+    /// A cancellation.
+    public init(job: JobID) { self.job = job }
+}
+
+/// Coordinator → client: the job is cancelled (its tasks are being stopped).
+public struct Cancelled: HeaderOnlyBody {
+    /// `cancelled`.
+    public static let type = MessageType.cancelled
+    /// The job.
+    public var job: JobID
+    /// Its state now (`cancelled`).
+    public var state: JobState
+
+    /// A confirmation.
+    public init(job: JobID, state: JobState = .cancelled) {
+        self.job = job
+        self.state = state
+    }
+}
+
+/// Client → coordinator: list the registered workers. Reply: `workers_reply`.
+public struct WorkersRequest: HeaderOnlyBody {
+    /// `workers`.
+    public static let type = MessageType.workers
+
+    /// A listing request.
+    public init() {}
+}
+
+/// One worker as `workers_reply` reports it.
+public struct WorkerInfo: Codable, Hashable, Sendable {
+    /// Its stable id.
+    public var workerID: WorkerID
+    /// Its data endpoint.
+    public var dataEndpoint: String
+    /// Its cores.
+    public var cores: Int
+    /// Its Flux release.
+    public var version: String
+    /// Idle, busy or dead.
+    public var state: WorkerState
+    /// The task it runs, if any.
+    public var task: TaskRef?
+    /// Milliseconds since the coordinator last heard from it.
+    public var lastSeenMS: Int64
+
+    /// A worker's entry.
+    public init(
+        workerID: WorkerID, dataEndpoint: String, cores: Int, version: String, state: WorkerState,
+        task: TaskRef? = nil, lastSeenMS: Int64
+    ) {
+        self.workerID = workerID
+        self.dataEndpoint = dataEndpoint
+        self.cores = cores
+        self.version = version
+        self.state = state
+        self.task = task
+        self.lastSeenMS = lastSeenMS
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case workerID = "worker_id", dataEndpoint = "data_endpoint", cores, version, state, task
+        case lastSeenMS = "last_seen_ms"
+    }
+}
+
+/// Coordinator → client: the workers, ordered by id.
+public struct WorkersReply: HeaderOnlyBody {
+    /// `workers_reply`.
+    public static let type = MessageType.workersReply
+    /// The workers.
+    public var workers: [WorkerInfo]
+
+    /// A listing.
+    public init(workers: [WorkerInfo]) { self.workers = workers }
+}
+
+/// Client → coordinator: a job's results. Reply: `results_reply`.
+public struct ResultsRequest: HeaderOnlyBody {
+    /// `results`.
+    public static let type = MessageType.results
+    /// The job.
+    public var job: JobID
+
+    /// A results request.
+    public init(job: JobID) { self.job = job }
+}
+
+/// One row of results: a sweep cell (or a training job's final evaluation) and its metrics.
+public struct ResultRow: Codable, Hashable, Sendable {
+    /// What the row is about (`budget=1024 frames=8 size=224 method=flux view=center`, or `final`).
+    public var cell: String
+    /// Metrics by name (`accuracy`, `gflops`).
+    public var metrics: [String: Double]
+
+    /// A row.
+    public init(cell: String, metrics: [String: Double]) {
+        self.cell = cell
+        self.metrics = metrics
+    }
+}
+
+/// Coordinator → client: the job's result rows so far (finished cells only).
+public struct ResultsReply: HeaderOnlyBody {
+    /// `results_reply`.
+    public static let type = MessageType.resultsReply
+    /// The job.
+    public var job: JobID
+    /// The rows.
+    public var rows: [ResultRow]
+
+    /// A results reply.
+    public init(job: JobID, rows: [ResultRow]) {
+        self.job = job
+        self.rows = rows
+    }
+}
+
+/// Any direction, as a reply: the request could not be served.
+public struct ErrorReply: HeaderOnlyBody {
+    /// `error`.
+    public static let type = MessageType.error
+    /// What kind of failure.
+    public var code: ErrorCode
+    /// What failed, where, and how to fix it.
+    public var message: String
+    /// The `type` of the request this answers, when the receiver could read it.
+    public var inReplyTo: String?
+
+    /// An error reply.
+    public init(code: ErrorCode, message: String, inReplyTo: String? = nil) {
+        self.code = code
+        self.message = message
+        self.inReplyTo = inReplyTo
+    }
+
+    /// The reply a daemon sends for a request it cannot decode.
+    public init(_ error: ProtocolError) {
+        var inReplyTo: String?
+        switch error {
+        case let .unknownType(type): inReplyTo = type
+        case let .invalidField(type, _, _), let .frameCountMismatch(type, _, _), let .frameSizeMismatch(type, _, _, _),
+            let .tensorNotFloat32(type, _, _):
+            inReplyTo = type
+        default: break
+        }
+        self.init(code: error.replyCode, message: error.description, inReplyTo: inReplyTo)
+    }
+
+    enum CodingKeys: String, CodingKey { case code, message, inReplyTo = "in_reply_to" }
+}

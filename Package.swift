@@ -38,13 +38,10 @@ let package = Package(
         // The glue between training and video: VideoDataset: ClipSource.
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo", "FluxDatasets"]),
 
-<<<<<<< HEAD
         // Network: libzmq only (ZMQContext, Socket, Poller, monitor, CURVE, the ZAP allowlist).
         .target(name: "FluxWire", dependencies: ["CZeroMQ"]),
-=======
         // Network: the pure message codec (no libzmq; docs/protocol.md).
         .target(name: "FluxProtocol"),
->>>>>>> proto
 
         // Executables: thin command trees.
         .executableTarget(
@@ -65,13 +62,10 @@ let package = Package(
         .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets", "FluxTestKit"]),
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
-<<<<<<< HEAD
         .testTarget(name: "FluxWireTests", dependencies: ["FluxWire", "FluxTestKit"]),
-=======
         .testTarget(
             name: "FluxProtocolTests",
             dependencies: ["FluxProtocol", .product(name: "PropertyBased", package: "swift-property-based")]),
->>>>>>> proto
         .testTarget(name: "FluxTensorTests", dependencies: ["FluxTensor", "FluxTestKit"]),
         .testTarget(
             name: "FluxViTTests", dependencies: ["FluxViT", "FluxTestKit"],

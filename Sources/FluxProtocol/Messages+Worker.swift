@@ -72,7 +72,9 @@ public struct Registered: HeaderOnlyBody {
     public var coordinatorVersion: String
 
     /// An acceptance.
-    public init(workerID: WorkerID, heartbeatIntervalMS: Int = 1000, heartbeatMisses: Int = 3, coordinatorVersion: String) {
+    public init(
+        workerID: WorkerID, heartbeatIntervalMS: Int = 1000, heartbeatMisses: Int = 3, coordinatorVersion: String
+    ) {
         self.workerID = workerID
         self.heartbeatIntervalMS = heartbeatIntervalMS
         self.heartbeatMisses = heartbeatMisses
@@ -86,7 +88,8 @@ public struct Registered: HeaderOnlyBody {
 
     /// Requires a positive interval and miss count.
     public func validate() throws(ProtocolError) {
-        try require(heartbeatIntervalMS >= 1, Self.type, "heartbeat_interval_ms", "\(heartbeatIntervalMS) is not positive")
+        try require(heartbeatIntervalMS >= 1, Self.type, "heartbeat_interval_ms",
+                    "\(heartbeatIntervalMS) is not positive")
         try require(heartbeatMisses >= 1, Self.type, "heartbeat_misses", "\(heartbeatMisses) is not positive")
     }
 }
@@ -380,7 +383,8 @@ public struct CheckpointTransfer: MessageBody {
                         "'\(name)' is not a plain file name (1–255 bytes, no '/', '\\', NUL, '.' or '..')")
             try require(seen.insert(name).inserted, Self.type, "files[\(index)].name", "'\(name)' appears twice")
             guard frame.count == entry.bytes else {
-                throw .frameSizeMismatch(type: Self.type.rawValue, frame: index, expected: entry.bytes, found: frame.count)
+                throw .frameSizeMismatch(
+                    type: Self.type.rawValue, frame: index, expected: entry.bytes, found: frame.count)
             }
             files.append(CheckpointFile(name: name, contents: frame))
         }
@@ -526,7 +530,8 @@ public struct TaskFinished: MessageBody {
 
     /// The header fields.
     public var header: Header {
-        Header(job: job, task: task, metrics: metrics, tensors: tensors.map { Header.Entry(name: $0.name, shape: $0.shape) })
+        Header(job: job, task: task, metrics: metrics,
+               tensors: tensors.map { Header.Entry(name: $0.name, shape: $0.shape) })
     }
 
     /// The tensors' bytes.

@@ -112,14 +112,20 @@ public struct RingFrameHeader: Hashable, Sendable {
     /// counts that fit); bytes after the first 64 are not looked at.
     public init(decoding bytes: UnsafeRawBufferPointer) throws(ProtocolError) {
         guard bytes.count >= Self.byteCount else { throw .ringFrameTooShort(bytes: bytes.count) }
-        func u64(_ offset: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
-        func u32(_ offset: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
+        func u64(_ offset: Int) -> UInt64 {
+            UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        }
+        func u32(_ offset: Int) -> UInt32 {
+            UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+        }
         let magic = u32(0)
         guard magic == Self.magic else { throw .ringBadMagic(found: magic) }
         let version = bytes[4]
         guard version == Self.version else { throw .ringUnsupportedVersion(found: version, supported: Self.version) }
         guard let operation = Operation(rawValue: bytes[5]) else { throw .ringUnknownOperation(bytes[5]) }
-        guard bytes[6] == 0, bytes[7] == 0 else { throw .ringInvalidField(field: "reserved (bytes 6–7)", reason: "not zero") }
+        guard bytes[6] == 0, bytes[7] == 0 else {
+            throw .ringInvalidField(field: "reserved (bytes 6–7)", reason: "not zero")
+        }
         guard u32(44) == 0 else { throw .ringInvalidField(field: "reserved (bytes 44–47)", reason: "not zero") }
         let offset = u64(48)
         let count = u64(56)
@@ -141,7 +147,11 @@ public struct RingFrameHeader: Hashable, Sendable {
     /// Reads and validates the header at the start of `data`.
     public init(decoding data: Data) throws(ProtocolError) {
         let result: Result<RingFrameHeader, ProtocolError> = data.withUnsafeBytes { raw in
-            do throws(ProtocolError) { return .success(try RingFrameHeader(decoding: raw)) } catch { return .failure(error) }
+            do throws(ProtocolError) {
+                return .success(try RingFrameHeader(decoding: raw))
+            } catch {
+                return .failure(error)
+            }
         }
         self = try result.get()
     }

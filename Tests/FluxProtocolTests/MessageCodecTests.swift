@@ -40,14 +40,16 @@ import Testing
         let frames = codec.encode(.checkpoint(Samples.checkpoint))
         #expect(Self.text(frames[0]) == """
             {"v":1,"type":"checkpoint","files":[{"bytes":97,"name":"model.safetensors"},\
-            {"bytes":13,"name":"state.json"},{"bytes":0,"name":"empty.bin"}],"generation":3,"job":"j-000042","step":1200}
+            {"bytes":13,"name":"state.json"},{"bytes":0,"name":"empty.bin"}],\
+            "generation":3,"job":"j-000042","step":1200}
             """)
         #expect(Array(frames.dropFirst()) == Samples.checkpoint.files.map(\.contents))
     }
 
     @Test func tensorFrames_areLittleEndianFloat32() {
         let frames = codec.encode(.taskFinished(Samples.finished))
-        #expect(Self.text(frames[0]).contains(#""tensors":[{"name":"scores","shape":[2,3]},{"name":"empty","shape":[0,4]}]"#))
+        #expect(Self.text(frames[0]).contains(
+            #""tensors":[{"name":"scores","shape":[2,3]},{"name":"empty","shape":[0,4]}]"#))
         // 0.5 = 0x3F000000 and −1 = 0xBF800000, least significant byte first.
         #expect(Array(frames[1].prefix(8)) == [0x00, 0x00, 0x00, 0x3F, 0x00, 0x00, 0x80, 0xBF])
         #expect(frames[2].isEmpty)
@@ -58,11 +60,13 @@ import Testing
         let header = """
             {"future":{"deep":[1,2,{"x":null}]},"v":1,"type":"ring_formed","job":"j","generation":2,"rank":0,
             "world_size":2,"resume_step":10,"ring_security":"none","extra":"yes",
-            "left":{"worker_id":"a","endpoint":"tcp://a:1","colour":"blue"},"right":{"worker_id":"b","endpoint":"tcp://b:1"}}
+            "left":{"worker_id":"a","endpoint":"tcp://a:1","colour":"blue"},
+            "right":{"worker_id":"b","endpoint":"tcp://b:1"}}
             """
         let expected = RingFormed(job: "j", generation: 2, rank: 0, worldSize: 2,
                                   left: RingPeer(workerID: "a", endpoint: "tcp://a:1"),
-                                  right: RingPeer(workerID: "b", endpoint: "tcp://b:1"), ringSecurity: .none, resumeStep: 10)
+                                  right: RingPeer(workerID: "b", endpoint: "tcp://b:1"), ringSecurity: .none,
+                                  resumeStep: 10)
         #expect(try codec.decode(frames: [Data(header.utf8)]) == .ringFormed(expected))
     }
 

@@ -101,7 +101,8 @@ enum RandomMessage {
         switch type {
         case .register:
             return .register(Register(
-                workerID: WorkerID(string(&r, min: 1)), dataEndpoint: string(&r, min: 1), publicKey: optional(&r) { string(&$0) },
+                workerID: WorkerID(string(&r, min: 1)), dataEndpoint: string(&r, min: 1),
+                publicKey: optional(&r) { string(&$0) },
                 cores: Int.random(in: 1...Int.max, using: &r), version: string(&r),
                 runningTask: optional(&r) { taskRef(&$0) }))
         case .registered:
@@ -132,7 +133,8 @@ enum RandomMessage {
             }
             return .ringFormed(RingFormed(
                 job: job(&r), generation: r.next(), rank: Int.random(in: 0..<world, using: &r), worldSize: world,
-                left: peer(&r), right: peer(&r), ringSecurity: security, resumeStep: Int.random(in: 0...Int.max, using: &r)))
+                left: peer(&r), right: peer(&r), ringSecurity: security,
+                resumeStep: Int.random(in: 0...Int.max, using: &r)))
         case .commit:
             return .commit(Commit(job: job(&r), generation: r.next(), rank: Int.random(in: 0...1024, using: &r),
                                   step: Int.random(in: 0...Int.max, using: &r)))
@@ -151,12 +153,15 @@ enum RandomMessage {
         case .taskFinished:
             let tensors = (0..<Int.random(in: 0...3, using: &r)).map { _ in
                 let shape = (0..<Int.random(in: 0...3, using: &r)).map { _ in Int.random(in: 0...5, using: &r) }
-                let scalars = (0..<shape.reduce(1, *)).map { _ in Float(bitPattern: UInt32.random(in: .min ... .max, using: &r)) }
+                let scalars = (0..<shape.reduce(1, *)).map { _ in
+                    Float(bitPattern: UInt32.random(in: .min ... .max, using: &r))
+                }
                 return NamedTensor(name: string(&r), shape: shape, scalars: scalars)
             }
             return .taskFinished(TaskFinished(job: job(&r), task: task(&r), metrics: metrics(&r), tensors: tensors))
         case .taskFailed:
-            return .taskFailed(TaskFailed(job: job(&r), task: task(&r), reason: string(&r), retryable: Bool.random(using: &r)))
+            return .taskFailed(TaskFailed(job: job(&r), task: task(&r), reason: string(&r),
+                                          retryable: Bool.random(using: &r)))
         case .submit:
             return .submit(Submit(specYAML: string(&r, max: 400)))
         case .submitted:
@@ -173,7 +178,8 @@ enum RandomMessage {
             return .logs(LogsRequest(job: job(&r), after: r.next(), limit: Int.random(in: 1...Int.max, using: &r)))
         case .logsReply:
             return .logsReply(LogsReply(job: job(&r), lines: list(&r) { r in
-                LogLine(id: r.next(), timeMS: Int64.random(in: .min ... .max, using: &r), level: string(&r), text: string(&r))
+                LogLine(id: r.next(), timeMS: Int64.random(in: .min ... .max, using: &r), level: string(&r),
+                        text: string(&r))
             }, next: r.next()))
         case .cancel:
             return .cancel(CancelRequest(job: job(&r)))
@@ -183,14 +189,17 @@ enum RandomMessage {
             return .workers(WorkersRequest())
         case .workersReply:
             return .workersReply(WorkersReply(workers: list(&r) { r in
-                WorkerInfo(workerID: WorkerID(string(&r)), dataEndpoint: string(&r), cores: int(&r), version: string(&r),
+                WorkerInfo(workerID: WorkerID(string(&r)), dataEndpoint: string(&r), cores: int(&r),
+                           version: string(&r),
                            state: WorkerState(rawValue: string(&r)), task: optional(&r) { taskRef(&$0) },
                            lastSeenMS: Int64.random(in: .min ... .max, using: &r))
             }))
         case .results:
             return .results(ResultsRequest(job: job(&r)))
         case .resultsReply:
-            return .resultsReply(ResultsReply(job: job(&r), rows: list(&r) { ResultRow(cell: string(&$0), metrics: metrics(&$0)) }))
+            return .resultsReply(ResultsReply(job: job(&r), rows: list(&r) {
+                ResultRow(cell: string(&$0), metrics: metrics(&$0))
+            }))
         case .error:
             return .error(ErrorReply(code: ErrorCode(rawValue: string(&r)), message: string(&r),
                                      inReplyTo: optional(&r) { string(&$0) }))
@@ -219,7 +228,8 @@ enum RandomMessage {
     static func mutate(_ data: Data, using r: inout SplitMix) -> Data {
         var bytes = [UInt8](data)
         switch Int.random(in: 0..<4, using: &r) {
-        case 0 where !bytes.isEmpty: bytes[Int.random(in: 0..<bytes.count, using: &r)] = UInt8.random(in: 0...255, using: &r)
+        case 0 where !bytes.isEmpty:
+            bytes[Int.random(in: 0..<bytes.count, using: &r)] = UInt8.random(in: 0...255, using: &r)
         case 1: bytes.insert(UInt8.random(in: 0...255, using: &r), at: Int.random(in: 0...bytes.count, using: &r))
         case 2 where !bytes.isEmpty: bytes.remove(at: Int.random(in: 0..<bytes.count, using: &r))
         default: bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &r)))
@@ -227,8 +237,10 @@ enum RandomMessage {
         return Data(bytes)
     }
 
-    static let characters: [Character] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}",
-                                          "\u{7F}", "é", "✓", "🚀", "👩‍👩‍👧", "\u{2028}", "{", "}", ":", ","]
+    static let characters: [Character] = [
+        "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "\u{7F}", "é", "✓", "🚀", "👩‍👩‍👧", "\u{2028}",
+        "{", "}", ":", ",",
+    ]
 
     static func string(_ r: inout SplitMix, min: Int = 0, max: Int = 24) -> String {
         String((0..<Int.random(in: min...max, using: &r)).map { _ in characters.randomElement(using: &r)! })

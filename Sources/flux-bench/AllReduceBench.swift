@@ -107,6 +107,7 @@ struct RingMember: ParsableCommand {
     @Option(help: "This process's rank in generation 2.") var reformRank: Int?
 
     func run() throws {
+        if ProcessInfo.processInfo.environment["FLUX_RING_NO_MALLOPT"] == nil { RingCommunicator.keepReceiveBuffersMapped() }
         let context = try ZMQContext()
         let list = endpoints.split(separator: ",").map(String.init)
         let secrets = try secretKeys?.split(separator: ",").map { try CurveKeyPair(secretKey: CurveKey(z85: String($0))) }

@@ -48,7 +48,8 @@ import FluxWire
         let expected = expectedSum(ranks: size, count: count)
         for (rank, outcome) in outcomes.enumerated() {
             #expect(outcome.error == nil, "rank \(rank): \(outcome.error.map { "\($0)" } ?? "")")
-            #expect(outcome.values == expected, "rank \(rank) of \(size), \(count) elements")
+            let exact = outcome.values == expected
+            #expect(exact, "rank \(rank) of \(size), \(count) elements")
         }
     }
 
@@ -58,7 +59,8 @@ import FluxWire
         let expected = expectedSum(ranks: size, count: 1 << 20)
         for outcome in outcomes {
             #expect(outcome.error == nil)
-            #expect(outcome.values == expected)
+            let exact = outcome.values == expected
+            #expect(exact)
         }
     }
 
@@ -67,8 +69,9 @@ import FluxWire
         let expected = expectedSum(ranks: 3, count: 1001).map { $0 * (1 / Float(3)) }
         for outcome in outcomes {
             #expect(outcome.error == nil)
-            #expect(outcome.values == expected)
-            #expect(outcome.values.map(\.bitPattern) == outcomes[0].values.map(\.bitPattern))
+            let exact = outcome.values == expected
+            let identical = outcome.values.map(\.bitPattern) == outcomes[0].values.map(\.bitPattern)
+            #expect(exact && identical)
         }
     }
 
@@ -77,7 +80,8 @@ import FluxWire
         let expected = expectedSum(ranks: 3, count: 50_001)
         for outcome in outcomes {
             #expect(outcome.error == nil, "\(outcome.error.map { "\($0)" } ?? "")")
-            #expect(outcome.values == expected)
+            let exact = outcome.values == expected
+            #expect(exact)
         }
     }
 }

@@ -11,7 +11,9 @@ extension RingCommunicator {
     ///
     /// - Throws: `CollectiveError.peerTimeout` when a neighbour is dead or stalled, `.protocolMismatch` when ranks
     ///   disagree on the operation or the length, `.transport` when libzmq fails, `.unusable` after a failure.
-    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOperation = .sum) throws(CollectiveError) {
+    public func allReduce(
+        _ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOperation = .sum
+    ) throws(CollectiveError) {
         try allReduce(buffer, trailer: UnsafeMutableBufferPointer(start: nil, count: 0), op: op)
     }
 
@@ -31,15 +33,15 @@ extension RingCommunicator {
         if n == 1 {
             if failure != nil { throw CollectiveError.unusable(reason: "it was closed") }
             if let scale {
-                RingKernels.scale(segments.pointer(at: 0), count: buffer.count, by: scale)
+                if buffer.count > 0 { RingKernels.scale(buffer.baseAddress!, count: buffer.count, by: scale) }
                 if trailer.count > 0 { RingKernels.scale(trailer.baseAddress!, count: trailer.count, by: scale) }
             }
             completeLocally()
             return
         }
         // Reduce-scatter step s (0 ..< n−1): send chunk r−s, receive chunk r−s−1 and add it. All-gather step
-        // s (n−1 ..< 2(n−1)): send chunk r+1−(s−n+1), receive chunk r−(s−n+1) and copy it. The chunk received at
-        // step s is the one sent at step s+1, so each sub-chunk is forwarded as soon as it is applied.
+        // s (n−1 ..< 2(n−1)): send chunk r+1−(s−n+1), receive chunk r−(s−n+1) and copy it. The chunk received
+        // at step s is the one sent at step s+1, so each sub-chunk is forwarded as soon as it is applied.
         func mod(_ x: Int) -> Int { ((x % n) + n) % n }
         let steps = 2 * (n - 1)
         func receivedChunk(_ s: Int) -> Int { s < n - 1 ? mod(r - s - 1) : mod(r - (s - n + 1)) }

@@ -52,7 +52,9 @@ struct Segments {
 /// The element-wise kernels of the ring, on payloads that may sit at any byte address in libzmq's buffers.
 enum RingKernels {
     /// `target[i] += source[i]` (times `scale` when given) for `count` elements; `source` may be unaligned.
-    static func add(into target: UnsafeMutablePointer<Float>, from source: UnsafeRawPointer, count: Int, scale: Float?) {
+    static func add(
+        into target: UnsafeMutablePointer<Float>, from source: UnsafeRawPointer, count: Int, scale: Float?
+    ) {
         let t = UnsafeMutableRawPointer(target)
         var i = 0
         if let scale {

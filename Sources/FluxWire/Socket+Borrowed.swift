@@ -74,7 +74,8 @@ extension Socket {
         } else {
             tracker.retain()
             let hint = Unmanaged.passRetained(tracker).toOpaque()
-            let rc = zmq_msg_init_data(&second, UnsafeMutableRawPointer(mutating: payload.baseAddress!), payload.count, {
+            let base = UnsafeMutableRawPointer(mutating: payload.baseAddress!)
+            let rc = zmq_msg_init_data(&second, base, payload.count, {
                 _, hint in
                 if let hint {
                     let tracker = Unmanaged<SendTracker>.fromOpaque(hint)

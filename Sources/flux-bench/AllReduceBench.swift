@@ -23,7 +23,9 @@ struct AllReduceBench: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
-        guard (1...Ring.maximumSize).contains(ranks) else { throw ValidationError("--ranks must be 1...\(Ring.maximumSize)") }
+        guard (1...Ring.maximumSize).contains(ranks) else {
+            throw ValidationError("--ranks must be 1...\(Ring.maximumSize)")
+        }
         guard floats >= 0 else { throw ValidationError("--floats must not be negative") }
         guard security == "curve" || security == "none" else { throw ValidationError("--security is curve or none") }
     }
@@ -74,8 +76,8 @@ struct AllReduceBench: ParsableCommand {
                 "busbw_gb_per_s": busbw, "correct": correct, "sub_chunk_bytes": subChunkBytes,
             ])
         } else {
-            print(String(format: "flux ring all-reduce, %d ranks, %d floats (%.1f MB), %@: median %.4f s, algbw %.2f GB/s, "
-                + "busbw %.2f GB/s%@", ranks, floats, bytes / 1e6, security, median, algbw, busbw,
+            print(String(format: "flux ring all-reduce, %d ranks, %d floats (%.1f MB), %@: median %.4f s, "
+                + "algbw %.2f GB/s, busbw %.2f GB/s%@", ranks, floats, bytes / 1e6, security, median, algbw, busbw,
                 correct ? "" : " — RESULT WRONG"))
         }
         if !correct { throw ExitCode.failure }
@@ -107,10 +109,14 @@ struct RingMember: ParsableCommand {
     @Option(help: "This process's rank in generation 2.") var reformRank: Int?
 
     func run() throws {
-        if ProcessInfo.processInfo.environment["FLUX_RING_NO_MALLOPT"] == nil { RingCommunicator.keepReceiveBuffersMapped() }
+        if ProcessInfo.processInfo.environment["FLUX_RING_NO_MALLOPT"] == nil {
+            RingCommunicator.keepReceiveBuffersMapped()
+        }
         let context = try ZMQContext()
         let list = endpoints.split(separator: ",").map(String.init)
-        let secrets = try secretKeys?.split(separator: ",").map { try CurveKeyPair(secretKey: CurveKey(z85: String($0))) }
+        let secrets = try secretKeys?.split(separator: ",").map {
+            try CurveKeyPair(secretKey: CurveKey(z85: String($0)))
+        }
         let ring = member(rank: rank, endpoints: list, generation: 1, keys: secrets)
         var values = [Float](repeating: 0, count: floats)
         fill(&values, rank: rank)
@@ -153,7 +159,8 @@ struct RingMember: ParsableCommand {
         guard let reformEndpoints, let reformRank else { return }
         let list = reformEndpoints.split(separator: ",").map(String.init)
         // The survivors keep their key pairs; generation 2 uses the keys of the processes that remain, in order.
-        let ring = member(rank: reformRank, endpoints: list, generation: 2, keys: keys.map { Array($0.prefix(list.count)) })
+        let survivors = keys.map { Array($0.prefix(list.count)) }
+        let ring = member(rank: reformRank, endpoints: list, generation: 2, keys: survivors)
         let start = ContinuousClock.now
         let communicator = try RingCommunicator(context: context, ring: ring)
         var values = [Float](repeating: 0, count: floats)
@@ -215,7 +222,9 @@ func loopbackPorts(_ count: Int) -> [Int] {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }

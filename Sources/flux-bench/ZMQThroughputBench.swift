@@ -38,8 +38,8 @@ struct ZMQThroughputBench: ParsableCommand {
         let bound = try pull.bind("tcp://127.0.0.1:*")
         let child = Process()
         child.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
-        child.arguments = ["zmq-throughput", "--role", "push", "--endpoint", bound, "--message-bytes", "\(messageBytes)",
-                           "--messages", "\(messages)", "--security", security]
+        child.arguments = ["zmq-throughput", "--role", "push", "--endpoint", bound,
+                           "--message-bytes", "\(messageBytes)", "--messages", "\(messages)", "--security", security]
             + (serverPublic.map { ["--server-key", $0] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         if let clientKeys { environment["FLUX_BENCH_CLIENT_SECRET"] = clientKeys.secretKey.z85 }

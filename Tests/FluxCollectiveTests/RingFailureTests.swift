@@ -72,10 +72,14 @@ import FluxWire
                                                                                  timeout: .milliseconds(200)))
         var values: [Float] = [1, 2, 3]
         #expect(throws: CollectiveError.self) {
-            try values.withUnsafeMutableBufferPointer { buffer throws(CollectiveError) in try communicator.allReduce(buffer) }
+            try values.withUnsafeMutableBufferPointer { buffer throws(CollectiveError) in
+                try communicator.allReduce(buffer)
+            }
         }
         do {
-            try values.withUnsafeMutableBufferPointer { buffer throws(CollectiveError) in try communicator.allReduce(buffer) }
+            try values.withUnsafeMutableBufferPointer { buffer throws(CollectiveError) in
+                try communicator.allReduce(buffer)
+            }
             Issue.record("a failed communicator must refuse further operations")
         } catch {
             guard case .unusable = error else { Issue.record("expected unusable, got \(error)"); return }
@@ -171,7 +175,9 @@ import FluxWire
                             try communicator.broadcast(buffer, root: root)
                         }
                         try communicator.barrier()
-                    } catch { outcome.error = error as? CollectiveError ?? .transport(operation: "?", reason: "\(error)") }
+                    } catch {
+                        outcome.error = error as? CollectiveError ?? .transport(operation: "?", reason: "\(error)")
+                    }
                     outcome.values = values
                     outcomes.append(outcome)
                 }

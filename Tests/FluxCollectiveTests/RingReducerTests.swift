@@ -19,7 +19,9 @@ final class RingAllReduce: GradientReducer {
     var worldSize: Int { communicator.ring.size }
     var rank: Int { communicator.ring.rank }
 
-    func allReduce(gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals) throws(ReductionError) {
+    func allReduce(
+        gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals
+    ) throws(ReductionError) {
         var trailer: [Float] = [Float(totals.samples)]
         trailer += totals.lossSums.map { Float($0) }
         trailer.append(Float(totals.nonFinite))

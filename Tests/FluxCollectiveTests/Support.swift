@@ -15,7 +15,9 @@ func freePorts(_ count: Int) -> [Int] {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
@@ -39,7 +41,8 @@ func ringMember(
 ) -> Ring {
     let n = endpoints.count
     let security: Ring.Security = keys.map {
-        .curve(keys: $0[rank], leftPublicKey: $0[(rank + n - 1) % n].publicKey, rightPublicKey: $0[(rank + 1) % n].publicKey)
+        .curve(keys: $0[rank], leftPublicKey: $0[(rank + n - 1) % n].publicKey,
+               rightPublicKey: $0[(rank + 1) % n].publicKey)
     } ?? .none
     return Ring(job: job, generation: generation, rank: rank, size: n, localEndpoint: endpoints[rank],
                 rightEndpoint: endpoints[(rank + 1) % n], security: security, timeout: timeout,

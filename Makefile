@@ -29,6 +29,8 @@ smoke-bench:
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["median_s"]>0 and d["peak_rss_bytes"]>0, d; print("smoke flux-bench train-step:", d["median_s"], "s")'
 	@$(BIN)/flux-bench sgemm --tokens 64 --runs 1 --json \
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["gflop_per_s"]>0, d; print("smoke flux-bench sgemm:", round(d["gflop_per_s"],1), "GFLOP/s")'
+	@$(BIN)/flux-bench allreduce --ranks 2 --floats 1001 --security curve --runs 1 --warmup 0 --json \
+	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["correct"] and d["busbw_gb_per_s"]>0, d; print("smoke flux-bench allreduce:", d["median_s"], "s")'
 
 # Our figures beside the anchors (PyTorch, ONNX Runtime) in one run; see docs/benchmarks.md.
 bench: build

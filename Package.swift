@@ -42,6 +42,8 @@ let package = Package(
         .target(name: "FluxWire", dependencies: ["CZeroMQ"]),
         // Network: the pure message codec (no libzmq; docs/protocol.md).
         .target(name: "FluxProtocol"),
+        // Network: the ring collectives (all-reduce, broadcast, barrier) over FluxWire, framed by FluxProtocol.
+        .target(name: "FluxCollective", dependencies: ["FluxWire", "FluxProtocol"]),
 
         // Executables: thin command trees.
         .executableTarget(
@@ -52,7 +54,10 @@ let package = Package(
             ]),
         .executableTarget(
             name: "flux-bench",
-            dependencies: ["FluxViT", "FluxTraining", "FluxVideo", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: [
+                "FluxViT", "FluxTraining", "FluxVideo", "FluxCollective",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // Tests.
         .target(name: "FluxTestKit", dependencies: ["FluxTensor", "FluxViT"]),
@@ -63,6 +68,8 @@ let package = Package(
         .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
         .testTarget(name: "FluxWireTests", dependencies: ["FluxWire", "FluxTestKit"]),
+        .testTarget(
+            name: "FluxCollectiveTests", dependencies: ["FluxCollective", "FluxTraining", "FluxTestKit"]),
         .testTarget(
             name: "FluxProtocolTests",
             dependencies: ["FluxProtocol", .product(name: "PropertyBased", package: "swift-property-based")]),

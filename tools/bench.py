@@ -26,13 +26,54 @@ def run_json(cmd: list[str]) -> list[dict]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+ALLREDUCE_FLOATS = [1_000_000, 22_000_000, 88_000_000]
+ALLREDUCE_RANKS = [2, 4]
+
+
+def allreduce_section(args: argparse.Namespace, python: Path | None, records: list[dict]) -> None:
+    """Ring all-reduce (issue 5) beside Gloo and raw ZeroMQ, in one run: flux-bench allreduce with and without CURVE,
+    tools/anchors/gloo_bench.py, flux-bench zmq-throughput. Bus bandwidths in GB/s (10⁹ bytes)."""
+    zmq = run_json([str(BENCH), "zmq-throughput", "--json"])[0]
+    records.append(zmq)
+    print(f"\nraw ZeroMQ PUSH/PULL, 2 processes, 1 MiB messages: {zmq['gb_per_s']:.2f} GB/s")
+    print(f"{'ranks':>5} {'floats':>10} {'none s':>7} {'busbw':>6} {'curve s':>7} {'busbw':>6} {'gloo s':>7} {'busbw':>6}"
+          f" {'none/gloo':>9} {'none/zmq':>8} {'curve/gloo':>10}")
+    for ranks in ALLREDUCE_RANKS:
+        for floats in ALLREDUCE_FLOATS:
+            runs = str(args.runs if floats < 50_000_000 else max(3, args.runs // 2))
+            row = {}
+            for security in ("none", "curve"):
+                rec = run_json([str(BENCH), "allreduce", "--ranks", str(ranks), "--floats", str(floats),
+                                "--security", security, "--runs", runs, "--json"])[0]
+                records.append(rec)
+                row[security] = rec
+            if python is not None:
+                rec = run_json([str(python), str(ROOT / "tools/anchors/gloo_bench.py"), "--ranks", str(ranks),
+                                "--floats", str(floats), "--runs", runs])[0]
+                records.append(rec)
+                row["gloo"] = rec
+            g = row.get("gloo", {}).get("busbw_gb_per_s", float("nan"))
+            n, c = row["none"]["busbw_gb_per_s"], row["curve"]["busbw_gb_per_s"]
+            print(f"{ranks:>5} {floats:>10} {row['none']['median_s']:>7.3f} {n:>6.2f} {row['curve']['median_s']:>7.3f} "
+                  f"{c:>6.2f} {row.get('gloo', {}).get('median_s', float('nan')):>7.3f} {g:>6.2f} {n / g:>8.2f}× "
+                  f"{100 * n / zmq['gb_per_s']:>7.0f}% {c / g:>9.2f}×", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--venv", default=os.environ.get("FLUX_VENV", str(Path.home() / ".cache/flux/venv")))
     parser.add_argument("--no-anchors", action="store_true")
+    parser.add_argument("--only", choices=["all", "compute", "allreduce"], default="all",
+                        help="run only the compute-core figures or only the all-reduce section")
     args = parser.parse_args()
+    if args.only == "allreduce":
+        python = Path(args.venv) / "bin" / "python"
+        records: list[dict] = []
+        allreduce_section(args, python if python.exists() and not args.no_anchors else None, records)
+        write_records(records)
+        return 0
 
     records: list[dict] = []
     sgemm = run_json([str(BENCH), "sgemm", "--threads", str(args.threads), "--runs", str(args.runs), "--json"])[0]
@@ -101,11 +142,17 @@ def main() -> int:
                  f"(Flux is {torch_step['median_s'] / step['median_s']:.2f}× faster)")
     print(line)
 
+    if args.only == "all":
+        allreduce_section(args, python if anchors else None, records)
+    write_records(records)
+    return 0
+
+
+def write_records(records: list[dict]) -> None:
     out = ROOT / "bench-out"
     out.mkdir(exist_ok=True)
     (out / "bench.json").write_text("\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n")
     print(f"\nraw results: {out / 'bench.json'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -7,5 +7,8 @@ struct FluxBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flux-bench",
         abstract: "Measure Flux's compute core (median of repeated runs after warm-up).",
-        subcommands: [ForwardBench.self, TrainStepBench.self, SGEMMBench.self, VideoBench.self])
+        subcommands: [
+            ForwardBench.self, TrainStepBench.self, SGEMMBench.self, VideoBench.self, AllReduceBench.self,
+            ZMQThroughputBench.self, RingMember.self,
+        ])
 }

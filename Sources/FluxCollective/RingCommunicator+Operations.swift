@@ -1,0 +1,123 @@
+import FluxProtocol
+
+extension RingCommunicator {
+    /// Replaces `buffer` on every rank by the element-wise sum (or average) over the ranks' buffers.
+    ///
+    /// Reduce-scatter then all-gather over n chunks, each cut into sub-chunks of at most `ring.subChunkBytes`: a
+    /// sub-chunk is sent on as soon as it has been added, so sending, receiving and adding overlap. Any length
+    /// works, including 0 and lengths below the ring size (some chunks are then empty); every rank must pass the
+    /// same length. All ranks end with bit-identical values: each chunk is reduced on one rank and copied to the
+    /// others.
+    ///
+    /// - Throws: `CollectiveError.peerTimeout` when a neighbour is dead or stalled, `.protocolMismatch` when ranks
+    ///   disagree on the operation or the length, `.transport` when libzmq fails, `.unusable` after a failure.
+    public func allReduce(
+        _ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOperation = .sum
+    ) throws(CollectiveError) {
+        try allReduce(buffer, trailer: UnsafeMutableBufferPointer(start: nil, count: 0), op: op)
+    }
+
+    /// All-reduces `buffer` followed by `trailer` as one logical buffer in one operation: a few extra values (a
+    /// step's sample count, loss sums and non-finite flag) travel with the gradients without copying the gradients
+    /// into a larger buffer. No frame spans the two.
+    public func allReduce(
+        _ buffer: UnsafeMutableBufferPointer<Float>, trailer: UnsafeMutableBufferPointer<Float>,
+        op: ReduceOperation = .sum
+    ) throws(CollectiveError) {
+        let segments = Segments(main: buffer.baseAddress, mainCount: buffer.count, trailer: trailer.baseAddress,
+                                trailerCount: trailer.count)
+        let n = ring.size, r = ring.rank
+        let layout = RingLayout(total: segments.total, ranks: n, maximumElements: ring.subChunkBytes / 4,
+                                boundary: buffer.count)
+        let scale: Float? = op == .average ? 1 / Float(n) : nil
+        if n == 1 {
+            if failure != nil { throw CollectiveError.unusable(reason: "it was closed") }
+            if let scale {
+                if buffer.count > 0 { RingKernels.scale(buffer.baseAddress!, count: buffer.count, by: scale) }
+                if trailer.count > 0 { RingKernels.scale(trailer.baseAddress!, count: trailer.count, by: scale) }
+            }
+            completeLocally()
+            return
+        }
+        // Reduce-scatter step s (0 ..< n−1): send chunk r−s, receive chunk r−s−1 and add it. All-gather step
+        // s (n−1 ..< 2(n−1)): send chunk r+1−(s−n+1), receive chunk r−(s−n+1) and copy it. The chunk received
+        // at step s is the one sent at step s+1, so each sub-chunk is forwarded as soon as it is applied.
+        func mod(_ x: Int) -> Int { ((x % n) + n) % n }
+        let steps = 2 * (n - 1)
+        func receivedChunk(_ s: Int) -> Int { s < n - 1 ? mod(r - s - 1) : mod(r - (s - n + 1)) }
+        func operation(_ s: Int) -> RingFrameHeader.Operation { s < n - 1 ? .reduceScatter : .allGather }
+        let first = mod(r)
+        var plan = Plan(name: "all-reduce", initialSends: [], receives: [])
+        plan.initialSends = layout.chunks[first].map {
+            (.reduceScatter, Transfer(step: 0, chunk: UInt32(first), range: $0))
+        }
+        for s in 0..<steps {
+            let chunk = receivedChunk(s)
+            let apply: Apply = s < n - 1 ? .add(scale: s == n - 2 ? scale : nil) : .copy
+            for range in layout.chunks[chunk] {
+                plan.receives.append(Receive(
+                    transfer: Transfer(step: UInt32(s), chunk: UInt32(chunk), range: range),
+                    operation: operation(s), apply: apply,
+                    forward: s + 1 < steps ? (operation(s + 1), UInt32(s + 1)) : nil))
+            }
+        }
+        try execute(plan, on: segments)
+    }
+
+    /// Replaces `buffer` on every rank by `root`'s buffer (e.g. the committed state after a re-form, design §4).
+    ///
+    /// Pipelined along the ring: the root sends sub-chunks to its right neighbour, and every other rank copies each
+    /// sub-chunk into place and passes it on, except the root's left neighbour, the last one.
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int = 0) throws(CollectiveError) {
+        guard (0..<ring.size).contains(root) else {
+            throw .invalidArgument("broadcast root \(root) is outside the ring of \(ring.size) ranks")
+        }
+        if ring.size == 1 {
+            if failure != nil { throw CollectiveError.unusable(reason: "it was closed") }
+            completeLocally()
+            return
+        }
+        let segments = Segments(main: buffer.baseAddress, mainCount: buffer.count, trailer: nil, trailerCount: 0)
+        let pieces = RingLayout(total: buffer.count, ranks: 1, maximumElements: ring.subChunkBytes / 4).chunks[0]
+        let transfers = pieces.enumerated().map { Transfer(step: 0, chunk: UInt32($0.offset), range: $0.element) }
+        var plan = Plan(name: "broadcast from rank \(root)", initialSends: [], receives: [])
+        if ring.rank == root {
+            plan.initialSends = transfers.map { (.broadcast, $0) }
+        } else {
+            let forwards = ring.right != root
+            plan.receives = transfers.map {
+                Receive(transfer: $0, operation: .broadcast, apply: .copy, forward: forwards ? (.broadcast, 0) : nil)
+            }
+        }
+        try execute(plan, on: segments)
+    }
+
+    /// Returns once every rank of the ring has entered the barrier.
+    ///
+    /// Two passes of a token around the ring: rank 0 sends step 0, which every rank passes on once it has entered;
+    /// when it is back at rank 0 everyone has entered, and rank 0 sends step 1, which every rank passes on and
+    /// leaves.
+    public func barrier() throws(CollectiveError) {
+        if ring.size == 1 {
+            if failure != nil { throw CollectiveError.unusable(reason: "it was closed") }
+            completeLocally()
+            return
+        }
+        let segments = Segments(main: nil, mainCount: 0, trailer: nil, trailerCount: 0)
+        func token(_ step: UInt32) -> Transfer { Transfer(step: step, chunk: 0, range: 0..<0) }
+        var plan = Plan(name: "barrier", initialSends: [], receives: [])
+        if ring.rank == 0 {
+            plan.initialSends = [(.barrier, token(0))]
+            plan.receives = [
+                Receive(transfer: token(0), operation: .barrier, apply: .none, forward: (.barrier, 1)),
+                Receive(transfer: token(1), operation: .barrier, apply: .none, forward: nil),
+            ]
+        } else {
+            plan.receives = [
+                Receive(transfer: token(0), operation: .barrier, apply: .none, forward: (.barrier, 0)),
+                Receive(transfer: token(1), operation: .barrier, apply: .none, forward: (.barrier, 1)),
+            ]
+        }
+        try execute(plan, on: segments)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import FluxCollective
+import FluxProtocol
+import FluxWire
+import Synchronization
+
+/// Free TCP ports on 127.0.0.1 (bound with port 0 and released; the kernel does not hand them out again at once).
+func freePorts(_ count: Int) -> [Int] {
+    var sockets: [Int32] = []
+    var ports: [Int] = []
+    for _ in 0..<count {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        sockets.append(fd)
+    }
+    for fd in sockets { close(fd) }
+    return ports
+}
+
+/// The endpoints of a loopback ring of `size` ranks.
+func loopbackEndpoints(_ size: Int) -> [String] { freePorts(size).map { "tcp://127.0.0.1:\($0)" } }
+
+/// Key pairs for a CURVE ring.
+func keyPairs(_ size: Int) throws -> [CurveKeyPair] { try (0..<size).map { _ in try CurveKeyPair.generate() } }
+
+/// Rank `rank`'s description in a ring over `endpoints`.
+func ringMember(
+    _ rank: Int, endpoints: [String], generation: UInt64 = 1, job: JobID = "job-test", keys: [CurveKeyPair]? = nil,
+    timeout: Duration = .seconds(5), subChunkBytes: Int = 64 * 1024
+) -> Ring {
+    let n = endpoints.count
+    let security: Ring.Security = keys.map {
+        .curve(keys: $0[rank], leftPublicKey: $0[(rank + n - 1) % n].publicKey,
+               rightPublicKey: $0[(rank + 1) % n].publicKey)
+    } ?? .none
+    return Ring(job: job, generation: generation, rank: rank, size: n, localEndpoint: endpoints[rank],
+                rightEndpoint: endpoints[(rank + 1) % n], security: security, timeout: timeout,
+                subChunkBytes: subChunkBytes)
+}
+
+/// Runs `body(rank)` on `count` threads at once and returns each one's result, in rank order.
+func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+    let results = Mutex<[Int: T]>([:])
+    let group = DispatchGroup()
+    for rank in 0..<count {
+        group.enter()
+        let thread = Thread {
+            let value = body(rank)
+            results.withLock { $0[rank] = value }
+            group.leave()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+    group.wait()
+    return results.withLock { dict in (0..<count).map { dict[$0]! } }
+}
+
+/// Rank r's integer-valued input: element i is ((i · 7 + r · 13) mod 101) − 50, so sums are exact in fp32.
+func input(rank: Int, count: Int) -> [Float] {
+    (0..<count).map { Float((($0 &* 7 &+ rank &* 13) % 101) - 50) }
+}
+
+/// The exact element-wise sum of every rank's `input`.
+func expectedSum(ranks: Int, count: Int) -> [Float] {
+    var sum = [Float](repeating: 0, count: count)
+    for r in 0..<ranks {
+        let x = input(rank: r, count: count)
+        for i in 0..<count { sum[i] += x[i] }
+    }
+    return sum
+}
+
+/// What one rank of a threaded test saw.
+struct RankOutcome: Sendable {
+    var values: [Float] = []
+    var error: CollectiveError?
+    var counters = RingCounters()
+}

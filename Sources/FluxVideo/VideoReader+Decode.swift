@@ -98,8 +98,7 @@ extension VideoReader {
                 lastReason = ffmpegReason(status)
                 continue
             }
-            avcodec_flush_buffers(codec)
-            // Read forward (demuxing only) to the keyframe itself.
+            // Read forward (demuxing only) to the keyframe itself; the decoder, flushed above, has had nothing since.
             while true {
                 let read = av_read_frame(format, packet)
                 if read < 0 {

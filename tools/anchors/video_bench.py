@@ -129,20 +129,25 @@ def make_decord(width: int, height: int):
 def _open_av(path: str, threads: int):
     import av
 
+    from av.video.reformatter import VideoReformatter
+
     container = av.open(path)
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     stream.codec_context.thread_count = threads
-    return container, stream
+    return container, stream, VideoReformatter()
 
 
-def _rgb(frame, w: int, h: int, x0: int, y0: int, size: int) -> np.ndarray:
-    return frame.to_ndarray(width=w, height=h, format="rgb24")[y0:y0 + size, x0:x0 + size]
+def _rgb(reformatter, frame, w: int, h: int, x0: int, y0: int, size: int) -> np.ndarray:
+    # One VideoReformatter per file keeps its SwsContext across frames; frame.to_ndarray(width=…) would set up a
+    # new one for every frame (5× slower on a full decode at 340×256).
+    rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="BILINEAR")
+    return rgb.to_ndarray()[y0:y0 + size, x0:x0 + size]
 
 
 def pyav_sparse_seek(path: str, t: int, size: int, threads: int):
     """Packet index by demuxing, then one seek per group of wanted frames sharing a keyframe."""
-    container, stream = _open_av(path, threads)
+    container, stream, reformatter = _open_av(path, threads)
     try:
         packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None]
         order = sorted(pts for pts, _ in packets)
@@ -163,7 +168,7 @@ def pyav_sparse_seek(path: str, t: int, size: int, threads: int):
             for frame in container.decode(stream):
                 decoded += 1
                 if frame.pts in members and frame.pts not in got:
-                    got[frame.pts] = _rgb(frame, w, h, x0, y0, size)
+                    got[frame.pts] = _rgb(reformatter, frame, w, h, x0, y0, size)
                 if all(m in got for m in members):
                     break
         frames = np.stack([got[order[i]] for i in indices])
@@ -174,7 +179,7 @@ def pyav_sparse_seek(path: str, t: int, size: int, threads: int):
 
 def pyav_sparse_forward(path: str, t: int, size: int, threads: int, frame_count: int):
     """Decode from the start; frame i is the i-th frame out (the ffmpeg tool's numbering)."""
-    container, stream = _open_av(path, threads)
+    container, stream, reformatter = _open_av(path, threads)
     try:
         width, height = stream.codec_context.width, stream.codec_context.height
         w, h, x0, y0 = resized_geometry(width, height, size)
@@ -188,7 +193,7 @@ def pyav_sparse_forward(path: str, t: int, size: int, threads: int, frame_count:
         for i, frame in enumerate(container.decode(stream)):
             decoded += 1
             if i in wanted:
-                got[i] = _rgb(frame, w, h, x0, y0, size)
+                got[i] = _rgb(reformatter, frame, w, h, x0, y0, size)
             if i >= last:
                 break
         return normalize(np.stack([got[i] for i in indices])), decoded
@@ -197,13 +202,13 @@ def pyav_sparse_forward(path: str, t: int, size: int, threads: int, frame_count:
 
 
 def pyav_full(path: str, size: int, threads: int) -> int:
-    container, stream = _open_av(path, threads)
+    container, stream, reformatter = _open_av(path, threads)
     try:
         width, height = stream.codec_context.width, stream.codec_context.height
         w, h, x0, y0 = resized_geometry(width, height, size)
         n = 0
         for frame in container.decode(stream):
-            np.ascontiguousarray(_rgb(frame, w, h, x0, y0, size))
+            np.ascontiguousarray(_rgb(reformatter, frame, w, h, x0, y0, size))
             n += 1
         return n
     finally:

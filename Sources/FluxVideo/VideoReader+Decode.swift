@@ -44,13 +44,14 @@ extension VideoReader {
         }
         // Groups in keyframe order, so that one forward pass serves every frame of a GOP.
         let groups = Dictionary(grouping: request.pending, by: { keyframe(forFrame: $0) }).sorted { $0.key < $1.key }
-        for (key, members) in groups {
+        for (position, (key, members)) in groups.enumerated() {
             if members.allSatisfy({ request.produced[$0] != nil }) { continue }
             if !canContinue(toKeyframe: key, members: members, request: request) {
                 try seek(toKeyframe: key)
                 request.inFlight.removeAll()
             }
-            try decode(until: members, request: &request)
+            let next = position + 1 < groups.count ? groups[position + 1].key : nil
+            try decode(until: members, request: &request, nextKeyframe: next)
         }
         return indices.map { request.produced[$0]! }
     }
@@ -136,7 +137,12 @@ extension VideoReader {
     }
 
     /// Feeds packets from the current position until every frame of `members` is converted, or the stream ends.
-    private func decode(until members: [Int], request: inout DecodeRequest) throws(VideoError) {
+    /// Once every missing member's packet is in the decoder, it drains the decoder instead of feeding more, unless
+    /// the next group's keyframe (`nextKeyframe`, decode index) is already reached: then decoding on serves it
+    /// without a seek (dense requests keep the frame-thread pipeline full).
+    private func decode(until members: [Int], request: inout DecodeRequest, nextKeyframe: Int? = nil)
+        throws(VideoError)
+    {
         var lastError = "none"
         func done() -> Bool { members.allSatisfy { request.produced[$0] != nil } }
         while !done() {
@@ -185,12 +191,12 @@ extension VideoReader {
                 av_packet_unref(packet)
                 try receiveFrames(request: &request, lastError: &lastError)
             }
-            if request.outputCount == nil && !done()
-                && members.allSatisfy({ request.produced[$0] != nil || request.inFlight.contains($0) })
+            if request.outputCount == nil, let position = cursor, nextKeyframe.map({ $0 > position }) ?? true, !done(),
+                members.allSatisfy({ request.produced[$0] != nil || request.inFlight.contains($0) })
             {
-                // Every missing frame's packet is in the decoder: drain it rather than decode the packets after
-                // them (reference frames that only the reorder delay and frame threads would wait for). The next
-                // group seeks.
+                // Every missing frame's packet is in the decoder, and the next group starts at a keyframe not yet
+                // reached: drain rather than decode the packets in between (reference frames that only the
+                // reorder delay and frame threads would wait for). The next group seeks.
                 cursor = nil
                 decoderDrained = true
                 _ = avcodec_send_packet(codec, nil)

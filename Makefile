@@ -6,7 +6,7 @@ BIN        := .build/release
 FLUX_VENV  ?= $(HOME)/.cache/flux/venv
 THREADS    ?= 2
 
-.PHONY: all deps build test smoke-bench bench goldens anchors demo clean
+.PHONY: all deps build test smoke-bench bench bench-video goldens anchors demo clean
 
 all: build
 
@@ -32,9 +32,20 @@ smoke-bench:
 	@$(BIN)/flux-bench allreduce --ranks 2 --floats 1001 --security curve --runs 1 --warmup 0 --json \
 	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["correct"] and d["busbw_gb_per_s"]>0, d; print("smoke flux-bench allreduce:", d["median_s"], "s")'
 
-# Our figures beside the anchors (PyTorch, ONNX Runtime) in one run; see docs/benchmarks.md.
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT \
+	  && ffmpeg -v error -nostdin -f lavfi -i testsrc2=size=96x64:rate=30 -t 2 -c:v libx264 -g 30 -pix_fmt yuv420p "$$tmp/clip.mp4" \
+	  && $(BIN)/flux-bench video "$$tmp/clip.mp4" --frames 8 --size 32 --runs 1 --warmup 0 --json \
+	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["median_s"]>0 and d["frame_count"]==60 and d["decoded_frames"]>=8, d; print("smoke flux-bench video:", d["median_s"], "s")' \
+	  && $(BIN)/flux-bench video "$$tmp/clip.mp4" --full --size 32 --runs 1 --warmup 0 --json \
+	  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["decoded_frames"]==d["frame_count"]==60, d; print("smoke flux-bench video --full:", d["median_s"], "s")'
+
+# Our figures beside the anchors (PyTorch, ONNX Runtime; decord, PyAV, the ffmpeg tool) in one run;
+# see docs/benchmarks.md. `make bench-video` runs the video section alone.
 bench: build
 	python3 tools/bench.py --threads $(THREADS) --venv $(FLUX_VENV)
+
+bench-video: build
+	python3 tools/bench.py --only video --threads $(THREADS) --venv $(FLUX_VENV)
 
 anchors:
 	tools/reference/setup_venv.sh

@@ -4,6 +4,11 @@
 Runs flux-bench (sgemm ceiling, forward at 1024/2048/3072 tokens) and, when the anchors' venv
 exists (`make anchors`), the same model in PyTorch and ONNX Runtime (tools/anchors). Prints a table
 with the ratios and writes every raw JSON line to bench-out/bench.json. Standard library only.
+
+Video section (`--only video` runs it alone): makes four 10 s clips with the ffmpeg tool in
+bench-out/video/ (see VIDEO_FILES), then per file and round times `flux-bench video` (sparse 8,
+sparse 16, full decode) and tools/anchors/video_bench.py (decord, PyAV, the ffmpeg tool), ours and
+the anchors interleaved, and reports the median over rounds.
 """
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / ".build" / "release" / "flux-bench"
 SHAPES = [(4, 224), (8, 224), (12, 224)]  # 1024, 2048, 3072 tokens of FluxViT-S
 TARGETS = {1024: 0.75, 2048: 0.85, 3072: 0.85}  # share of the same-run sgemm rate (design §6)
+# Video clips (design §6): 10 s at 30 fps of a textured, moving test pattern, x264's default preset (medium,
+# 3 B-frames, B-pyramid), GOP 30 and 250, at 340×256 and 1280×720.
+VIDEO_FILES = [(w, h, g) for w, h in [(340, 256), (1280, 720)] for g in [30, 250]]
+VIDEO_MODES = ["sparse8", "sparse16", "full"]
+VIDEO_TARGET = 1.5  # sparse sampling: ≥ 1.5× faster than the better of decord and PyAV (design §6)
 
 
 def run_json(cmd: list[str]) -> list[dict]:
@@ -59,30 +69,117 @@ def allreduce_section(args: argparse.Namespace, python: Path | None, records: li
                   f"{100 * n / zmq['gb_per_s']:>7.0f}% {c / g:>9.2f}×", flush=True)
 
 
+def make_video(width: int, height: int, gop: int) -> Path:
+    """The bench clip for one size and GOP, made once with the ffmpeg tool (kept in bench-out/video)."""
+    out = ROOT / "bench-out" / "video"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"testsrc2_{width}x{height}_g{gop}.mp4"
+    if not path.exists():
+        cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=30",
+               "-t", "10", "-c:v", "libx264", "-g", str(gop), "-pix_fmt", "yuv420p", str(path) + ".tmp.mp4"]
+        print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True)
+        os.replace(str(path) + ".tmp.mp4", path)
+    return path
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def video_section(args, python: Path, anchors: bool, records: list[dict]) -> None:
+    """Ours beside decord, PyAV and the ffmpeg tool on the four clips; `args.rounds` interleaved rounds."""
+    # results[(file, mode, engine)] = per-round medians
+    results: dict[tuple[str, str, str], list[float]] = {}
+    files = [make_video(w, h, g) for w, h, g in VIDEO_FILES]
+    for round_index in range(args.rounds):
+        for path in files:
+            name = path.stem
+            for mode in VIDEO_MODES:
+                cmd = [str(BENCH), "video", str(path), "--threads", str(args.threads), "--json",
+                       "--runs", str(args.video_full_runs if mode == "full" else args.video_runs)]
+                cmd += ["--full"] if mode == "full" else ["--frames", mode[len("sparse"):]]
+                rec = run_json(cmd)[0]
+                rec.update(engine="flux", round=round_index, mode=mode)
+                records.append(rec)
+                results.setdefault((name, mode, "flux"), []).append(rec["median_s"])
+            if anchors:
+                for rec in run_json([str(python), str(ROOT / "tools/anchors/video_bench.py"), str(path),
+                                     "--modes", ",".join(VIDEO_MODES), "--threads", str(args.threads),
+                                     "--runs", str(args.video_runs), "--full-runs", str(args.video_full_runs)]):
+                    rec.update(bench="video_anchor", round=round_index)
+                    records.append(rec)
+                    engine = rec["engine"] + (f"/{rec['strategy']}" if rec.get("strategy") else "")
+                    results.setdefault((name, rec["mode"], engine), []).append(rec["median_s"])
+
+    def ms(name: str, mode: str, engine: str) -> float | None:
+        values = results.get((name, mode, engine))
+        return 1e3 * median(values) if values else None
+
+    def cell(value: float | None, width: int) -> str:
+        return f"{value:>{width}.1f}" if value is not None else f"{'—':>{width}}"
+
+    print()
+    print(f"Video: ms per clip, {args.threads} threads, median of {args.rounds} interleaved rounds "
+          f"(each the median of {args.video_runs} runs, {args.video_full_runs} for full); "
+          f"ratio = better of decord and PyAV ÷ Flux; target ≥ {VIDEO_TARGET}× at sparse sampling")
+    header = (f"{'file':<26} {'mode':<8} {'Flux':>7} {'decord':>7} {'PyAV':>7} {'PyAV fw':>7} {'ffmpeg':>7} "
+              f"{'ratio':>6} {'target':>6}")
+    print(header)
+    for path in files:
+        name = path.stem
+        for mode in VIDEO_MODES:
+            ours = ms(name, mode, "flux")
+            decord = ms(name, mode, "decord")
+            if mode == "full":
+                pyav, forward, tool = ms(name, mode, "pyav"), None, ms(name, mode, "ffmpeg")
+            else:
+                pyav, forward, tool = ms(name, mode, "pyav/seek"), ms(name, mode, "pyav/forward"), None
+            best = min([v for v in (decord, pyav, forward) if v is not None], default=None)
+            ratio = best / ours if best and ours else None
+            target = ("met" if ratio >= VIDEO_TARGET else "MISSED") if ratio and mode != "full" else ""
+            print(f"{name:<26} {mode:<8} {cell(ours, 7)} {cell(decord, 7)} {cell(pyav, 7)} {cell(forward, 7)} "
+                  f"{cell(tool, 7)} {f'{ratio:.2f}×' if ratio else '—':>6} {target:>6}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--venv", default=os.environ.get("FLUX_VENV", str(Path.home() / ".cache/flux/venv")))
     parser.add_argument("--no-anchors", action="store_true")
-    parser.add_argument("--only", choices=["all", "compute", "allreduce"], default="all",
-                        help="run only the compute-core figures or only the all-reduce section")
+    parser.add_argument("--only", choices=["model", "video", "allreduce"],
+                        help="run one section: model (sgemm, forward, train step), video (decoding) or allreduce")
+    parser.add_argument("--rounds", type=int, default=3, help="video: interleaved rounds (median reported)")
+    parser.add_argument("--video-runs", type=int, default=5, help="video: timed runs per sparse measurement")
+    parser.add_argument("--video-full-runs", type=int, default=3, help="video: timed runs per full decode")
     args = parser.parse_args()
-    if args.only == "allreduce":
-        python = Path(args.venv) / "bin" / "python"
-        records: list[dict] = []
-        allreduce_section(args, python if python.exists() and not args.no_anchors else None, records)
-        write_records(records)
-        return 0
-
     records: list[dict] = []
-    sgemm = run_json([str(BENCH), "sgemm", "--threads", str(args.threads), "--runs", str(args.runs), "--json"])[0]
-    records.append(sgemm)
     python = Path(args.venv) / "bin" / "python"
     anchors = not args.no_anchors and python.exists()
     if not anchors and not args.no_anchors:
-        print(f"note: no anchors venv at {args.venv}; run `make anchors` to compare with PyTorch and ONNX Runtime",
-              file=sys.stderr)
+        print(f"note: no anchors venv at {args.venv}; run `make anchors` to compare with PyTorch, ONNX Runtime, "
+              "decord and PyAV", file=sys.stderr)
+    if args.only in (None, "model"):
+        model_section(args, python, anchors, records)
+    if args.only in (None, "video"):
+        video_section(args, python, anchors, records)
+    if args.only in (None, "allreduce"):
+        allreduce_section(args, python if anchors else None, records)
+
+    out = ROOT / "bench-out"
+    out.mkdir(exist_ok=True)
+    (out / "bench.json").write_text("\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n")
+    print(f"\nraw results: {out / 'bench.json'}")
+    return 0
+
+
+def model_section(args, python: Path, anchors: bool, records: list[dict]) -> None:
+    """sgemm ceiling, FluxViT-S forward at three sizes and one training step, beside PyTorch and ONNX Runtime."""
+    sgemm = run_json([str(BENCH), "sgemm", "--threads", str(args.threads), "--runs", str(args.runs), "--json"])[0]
+    records.append(sgemm)
 
     rows = []
     for frames, size in SHAPES:
@@ -141,18 +238,6 @@ def main() -> int:
         line += (f"; PyTorch {torch_step['median_s']:.2f} s, {torch_step['peak_rss_bytes'] / 1e9:.2f} GB "
                  f"(Flux is {torch_step['median_s'] / step['median_s']:.2f}× faster)")
     print(line)
-
-    if args.only == "all":
-        allreduce_section(args, python if anchors else None, records)
-    write_records(records)
-    return 0
-
-
-def write_records(records: list[dict]) -> None:
-    out = ROOT / "bench-out"
-    out.mkdir(exist_ok=True)
-    (out / "bench.json").write_text("\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n")
-    print(f"\nraw results: {out / 'bench.json'}")
 
 
 if __name__ == "__main__":

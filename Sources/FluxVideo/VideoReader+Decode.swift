@@ -10,8 +10,10 @@ extension VideoReader {
     ///
     /// Decodes only what the requested frames depend on: for each group of requested frames sharing a keyframe
     /// it seeks to that keyframe (through the packet index) and decodes forward, asking the decoder to skip
-    /// non-reference frames (`AVDISCARD_NONREF`) for every packet that is not itself requested. Frames that are
-    /// not returned are never converted. Where packets give no presentation order (`hasPresentationTimestamps`
+    /// non-reference frames (`AVDISCARD_NONREF`) for every packet that is not itself requested (H.264 packets in
+    /// AVCC form whose slices all have `nal_ref_idc` 0 are not even sent), and drains the decoder as soon as the
+    /// group's last packet is in instead of decoding on through the reorder delay. Frames that are not returned
+    /// are never converted. Where packets give no presentation order (`hasPresentationTimestamps`
     /// is false) it decodes every frame from the start up to the last requested one instead.
     /// - Returns: one frame per element of `indices`, in the same order.
     /// - Throws: `VideoError.frameOutOfRange`, `.invalidGeometry` or `.decodeFailed`.
@@ -42,13 +44,14 @@ extension VideoReader {
         }
         // Groups in keyframe order, so that one forward pass serves every frame of a GOP.
         let groups = Dictionary(grouping: request.pending, by: { keyframe(forFrame: $0) }).sorted { $0.key < $1.key }
-        for (key, members) in groups {
+        for (position, (key, members)) in groups.enumerated() {
             if members.allSatisfy({ request.produced[$0] != nil }) { continue }
             if !canContinue(toKeyframe: key, members: members, request: request) {
                 try seek(toKeyframe: key)
                 request.inFlight.removeAll()
             }
-            try decode(until: members, request: &request)
+            let next = position + 1 < groups.count ? groups[position + 1].key : nil
+            try decode(until: members, request: &request, nextKeyframe: next)
         }
         return indices.map { request.produced[$0]! }
     }
@@ -96,8 +99,7 @@ extension VideoReader {
                 lastReason = ffmpegReason(status)
                 continue
             }
-            avcodec_flush_buffers(codec)
-            // Read forward (demuxing only) to the keyframe itself.
+            // Read forward (demuxing only) to the keyframe itself; the decoder, flushed above, has had nothing since.
             while true {
                 let read = av_read_frame(format, packet)
                 if read < 0 {
@@ -135,7 +137,12 @@ extension VideoReader {
     }
 
     /// Feeds packets from the current position until every frame of `members` is converted, or the stream ends.
-    private func decode(until members: [Int], request: inout DecodeRequest) throws(VideoError) {
+    /// Once every missing member's packet is in the decoder, it drains the decoder instead of feeding more, unless
+    /// the next group's keyframe (`nextKeyframe`, decode index) is already reached: then decoding on serves it
+    /// without a seek (dense requests keep the frame-thread pipeline full).
+    private func decode(until members: [Int], request: inout DecodeRequest, nextKeyframe: Int? = nil)
+        throws(VideoError)
+    {
         var lastError = "none"
         func done() -> Bool { members.allSatisfy { request.produced[$0] != nil } }
         while !done() {
@@ -164,24 +171,69 @@ extension VideoReader {
                 requested = request.pending.contains(frame) && request.produced[frame] == nil
                 if requested { request.inFlight.insert(frame) }
             }
-            // Reference frames are always decoded (later frames need them); others only when requested.
-            codec.pointee.skip_frame = requested ? AVDISCARD_DEFAULT : AVDISCARD_NONREF
-            var status = avcodec_send_packet(codec, packet)
-            if status == -EAGAIN {
-                // The decoder's output is full: take it, then the packet goes in.
+            if !requested && isNonReference(packet) {
+                // No later frame can refer to it and nobody asked for it: the decoder would discard it anyway
+                // (AVDISCARD_NONREF skips such NAL units unparsed), so spare it the packet and its thread hand-off.
+                droppedPacketCount += 1
+                av_packet_unref(packet)
+            } else {
+                // Reference frames are always decoded (later frames need them); others only when requested.
+                codec.pointee.skip_frame = requested ? AVDISCARD_DEFAULT : AVDISCARD_NONREF
+                var status = avcodec_send_packet(codec, packet)
+                if status == -EAGAIN {
+                    // The decoder's output is full: take it, then the packet goes in.
+                    try receiveFrames(request: &request, lastError: &lastError)
+                    status = avcodec_send_packet(codec, packet)
+                }
+                // Like the ffmpeg tool, go on past a damaged packet; a requested frame that never appears fails
+                // below.
+                if status < 0 { lastError = "avcodec_send_packet: \(ffmpegReason(status))" }
+                av_packet_unref(packet)
                 try receiveFrames(request: &request, lastError: &lastError)
-                status = avcodec_send_packet(codec, packet)
             }
-            // Like the ffmpeg tool, go on past a damaged packet; a requested frame that never appears fails below.
-            if status < 0 { lastError = "avcodec_send_packet: \(ffmpegReason(status))" }
-            av_packet_unref(packet)
-            try receiveFrames(request: &request, lastError: &lastError)
+            if request.outputCount == nil, let position = cursor, nextKeyframe.map({ $0 > position }) ?? true, !done(),
+                members.allSatisfy({ request.produced[$0] != nil || request.inFlight.contains($0) })
+            {
+                // Every missing frame's packet is in the decoder, and the next group starts at a keyframe not yet
+                // reached: drain rather than decode the packets in between (reference frames that only the
+                // reorder delay and frame threads would wait for). The next group seeks.
+                cursor = nil
+                decoderDrained = true
+                _ = avcodec_send_packet(codec, nil)
+                try receiveFrames(request: &request, lastError: &lastError)
+                break
+            }
         }
         if let missing = members.sorted().first(where: { request.produced[$0] == nil }) {
             throw .decodeFailed(
                 path: path, call: "avcodec_receive_frame",
                 reason: "frame \(missing) of \(frameCount) never came out of the \(codecName) decoder (last error: \(lastError))")
         }
+    }
+
+    /// Whether `packet` holds only non-reference H.264 pictures (every slice NAL unit has `nal_ref_idc` 0): no
+    /// other frame is predicted from it. `false` for other codecs, Annex B packets and anything malformed, which
+    /// then go to the decoder as usual.
+    private func isNonReference(_ packet: UnsafeMutablePointer<AVPacket>) -> Bool {
+        guard let lengthSize = nalLengthSize, let data = packet.pointee.data else { return false }
+        let size = Int(packet.pointee.size)
+        var offset = 0, sawSlice = false
+        while offset < size {
+            guard offset + lengthSize <= size else { return false }
+            var length = 0
+            for i in 0..<lengthSize { length = length << 8 | Int(data[offset + i]) }
+            offset += lengthSize
+            guard length > 0, offset + length <= size else { return false }
+            let header = data[offset]
+            let type = header & 0x1F
+            // Slices (1), data partitions (2–4) and IDR slices (5).
+            if (1...5).contains(type) {
+                if header & 0x60 != 0 { return false }
+                sawSlice = true
+            }
+            offset += length
+        }
+        return sawSlice
     }
 
     /// Takes every frame the decoder has ready; converts those that are requested.

@@ -80,6 +80,9 @@ public final class VideoReader {
     public internal(set) var decodedFrameCount = 0
     /// Seeks performed since the reader was opened.
     public internal(set) var seekCount = 0
+    /// Packets never sent to the decoder since the reader was opened: H.264 non-reference pictures that no
+    /// requested frame is, and that no other frame can depend on.
+    public internal(set) var droppedPacketCount = 0
     /// The video packets in decode order.
     public let packets: [VideoPacket]
 
@@ -89,6 +92,9 @@ public final class VideoReader {
     let frameOfPTS: [Int64: Int]
     /// Decode indices of the keyframes, ascending.
     let keyframes: [Int]
+    /// Bytes of each NAL unit's length prefix in the packets of an H.264 stream in AVCC form (mp4, mkv), read
+    /// from its `avcC` extradata; `nil` for other codecs and Annex B streams, whose packets are never dropped.
+    let nalLengthSize: Int?
     /// Whether the packet timestamps give presentation order. When packets of a reordering (B-frame) stream
     /// lack pts, as in AVI, frames are identified by counting the decoder's output from the first packet,
     /// which is exactly the ffmpeg tool's numbering, at the cost of decoding from the start.
@@ -116,6 +122,7 @@ public final class VideoReader {
     /// - Parameter threads: decoder frame threads (FFmpeg `thread_count`); the machine's online cores by default.
     /// - Throws: `VideoError.cannotOpen`, `.noVideoStream` or `.truncated`.
     public init(path: String, threads: Int = VideoReader.onlineCores) throws(VideoError) {
+        Self.quietFFmpegLogs
         self.path = path
         var formatContext: UnsafeMutablePointer<AVFormatContext>?
         var status = avformat_open_input(&formatContext, path, nil, nil)
@@ -166,6 +173,7 @@ public final class VideoReader {
         self.width = Int(stream.pointee.codecpar.pointee.width)
         self.height = Int(stream.pointee.codecpar.pointee.height)
         self.codecName = String(cString: avcodec_get_name(stream.pointee.codecpar.pointee.codec_id))
+        self.nalLengthSize = Self.avccNALLengthSize(stream.pointee.codecpar)
         let declared = Int(stream.pointee.nb_frames)
         self.containerFrameCount = declared > 0 ? declared : nil
         let average = stream.pointee.avg_frame_rate, base = stream.pointee.r_frame_rate
@@ -202,6 +210,33 @@ public final class VideoReader {
         guard !keyframes.isEmpty else {
             throw .decodeFailed(path: path, call: "av_read_frame", reason: "the video stream has no keyframe")
         }
+    }
+
+    /// Silences FFmpeg's own log lines (once per process): its warnings and error lines (`moov atom not found`,
+    /// `mmco: unref short failure` after a seek, `partial file`) would otherwise reach stderr from every reader.
+    /// Nothing is lost for failures: every `VideoError` names the failing call and carries FFmpeg's `av_strerror`
+    /// reason. `FLUX_FFMPEG_LOG` (`quiet`, `panic`, `fatal`, `error`, `warning`, `info`, `verbose`, `debug`,
+    /// `trace`) sets another level to debug a file. FFmpeg's log callback is left alone (FluxDatasets installs
+    /// one that captures error lines whatever the level).
+    static let quietFFmpegLogs: Void = {
+        let levels: [String: Int32] = [
+            "quiet": AV_LOG_QUIET, "panic": AV_LOG_PANIC, "fatal": AV_LOG_FATAL, "error": AV_LOG_ERROR,
+            "warning": AV_LOG_WARNING, "info": AV_LOG_INFO, "verbose": AV_LOG_VERBOSE, "debug": AV_LOG_DEBUG,
+            "trace": AV_LOG_TRACE,
+        ]
+        let requested = getenv("FLUX_FFMPEG_LOG").map { String(cString: $0).lowercased() }
+        av_log_set_level(requested.flatMap { levels[$0] } ?? AV_LOG_QUIET)
+    }()
+
+    /// The NAL length-prefix size of an H.264 stream whose extradata is an `avcC` record (version byte 1; the
+    /// size is the low two bits of byte 4, plus one), else `nil`.
+    private static func avccNALLengthSize(_ parameters: UnsafeMutablePointer<AVCodecParameters>) -> Int? {
+        let p = parameters.pointee
+        guard p.codec_id == AV_CODEC_ID_H264, p.extradata_size >= 7, let extra = p.extradata, extra[0] == 1 else {
+            return nil
+        }
+        let size = Int(extra[4] & 3) + 1
+        return size == 3 ? nil : size  // 3 is not a valid avcC length size
     }
 
     /// Cores online on this machine, the default decoder thread count.

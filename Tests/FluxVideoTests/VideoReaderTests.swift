@@ -67,6 +67,25 @@ import Testing
         #expect(frame[0].pixels == (try VideoFixtures.reference(path: path, indices: [240], width: 40, height: 30))[240])
     }
 
+    @Test func frames_sparseEightOfH264_dropsNonReferencePacketsAndMatchesFFmpeg() throws {
+        let path = try VideoFixtures.path("h264_g250_bframes.mp4")
+        let reader = try VideoReader(path: path)
+        let indices = FrameSampling.testIndices(frameCount: reader.frameCount, count: 8)
+        let frames = try reader.frames(at: indices, width: 40, height: 30)
+        // x264's non-reference B-frames before each requested frame never reach the decoder.
+        #expect(reader.droppedPacketCount > 50, "dropped \(reader.droppedPacketCount) packets")
+        let reference = try VideoFixtures.reference(path: path, indices: indices, width: 40, height: 30)
+        for (i, frame) in zip(indices, frames) {
+            #expect(frame.pixels == reference[i], "frame \(i)")
+        }
+    }
+
+    @Test func frames_mpeg4_dropsNoPackets() throws {
+        let reader = try VideoReader(path: try VideoFixtures.path("mpeg4_bframes.avi"))
+        _ = try reader.frames(at: [5, 30, 50], width: 16, height: 16)
+        #expect(reader.droppedPacketCount == 0)
+    }
+
     @Test func frames_sameReaderTwice_returnsSameFrames() throws {
         let reader = try VideoReader(path: try VideoFixtures.path("h264_g30.mp4"))
         let first = try reader.frames(at: [40, 5, 80], width: 48, height: 48)

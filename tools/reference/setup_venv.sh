@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (if missing) the Python venv used by tools/reference and tools/anchors, and install
-# tools/reference/requirements.txt into it. The venv lives outside the repository:
+# tools/reference/requirements.txt into it (decord and PyAV for the video anchors too). The venv
+# lives outside the repository:
 #   ${FLUX_VENV:-$HOME/.cache/flux/venv}
 # Idempotent: when the venv exists and holds exactly these requirements, it returns at once.
 # Prints nothing but errors and progress on stderr; prints the venv's python path on stdout.
@@ -20,7 +21,7 @@ req_hash() { sha256sum "$req" | cut -d' ' -f1; }
 
 # Fast path: venv present, stamp matches the requirements, and the packages import.
 if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$(req_hash)" ]]; then
-    if "$venv/bin/python" -c 'import torch, safetensors, numpy, onnx, onnxruntime' 2>/dev/null; then
+    if "$venv/bin/python" -c 'import torch, safetensors, numpy, onnx, onnxruntime, decord, av' 2>/dev/null; then
         echo "$venv/bin/python"
         exit 0
     fi
@@ -52,7 +53,7 @@ fi
 log "installing $(grep -cv '^\s*\(#\|$\)' "$req") packages from $req (a few minutes the first time)"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" >&2
-"$venv/bin/python" -c 'import torch, safetensors, numpy, onnx, onnxruntime' >&2
+"$venv/bin/python" -c 'import torch, safetensors, numpy, onnx, onnxruntime, decord, av' >&2
 req_hash > "$stamp"
 log "ready: torch $("$venv/bin/python" -c 'import torch; print(torch.__version__)')"
 echo "$venv/bin/python"

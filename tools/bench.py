@@ -44,7 +44,8 @@ def allreduce_section(args: argparse.Namespace, python: Path | None, records: li
             row = {}
             for security in ("none", "curve"):
                 rec = run_json([str(BENCH), "allreduce", "--ranks", str(ranks), "--floats", str(floats),
-                                "--security", security, "--runs", runs, "--json"])[0]
+                                "--security", security, "--runs", runs, "--transport", args.ring_transport,
+                                "--json"])[0]
                 records.append(rec)
                 row[security] = rec
             if python is not None:
@@ -65,6 +66,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--venv", default=os.environ.get("FLUX_VENV", str(Path.home() / ".cache/flux/venv")))
     parser.add_argument("--no-anchors", action="store_true")
+    parser.add_argument("--ring-transport", choices=["ipc", "tcp"], default="ipc",
+                        help="transport between the all-reduce ranks (ipc: Ring.sameHostEndpoint, as same-host ranks use)")
     parser.add_argument("--only", choices=["all", "compute", "allreduce"], default="all",
                         help="run only the compute-core figures or only the all-reduce section")
     args = parser.parse_args()

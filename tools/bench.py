@@ -54,7 +54,8 @@ def allreduce_section(args: argparse.Namespace, python: Path | None, records: li
             row = {}
             for security in ("none", "curve"):
                 rec = run_json([str(BENCH), "allreduce", "--ranks", str(ranks), "--floats", str(floats),
-                                "--security", security, "--runs", runs, "--json"])[0]
+                                "--security", security, "--runs", runs, "--transport", args.ring_transport,
+                                "--json"])[0]
                 records.append(rec)
                 row[security] = rec
             if python is not None:
@@ -155,6 +156,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="video: interleaved rounds (median reported)")
     parser.add_argument("--video-runs", type=int, default=5, help="video: timed runs per sparse measurement")
     parser.add_argument("--video-full-runs", type=int, default=3, help="video: timed runs per full decode")
+    parser.add_argument("--ring-transport", choices=["ipc", "tcp"], default="ipc",
+                        help="transport between the all-reduce ranks (ipc: Ring.sameHostEndpoint, as same-host ranks use)")
     args = parser.parse_args()
     records: list[dict] = []
     python = Path(args.venv) / "bin" / "python"

@@ -240,6 +240,8 @@ public final class RingCommunicator {
                     lastProgress = now
                     continue
                 }
+                // Nothing to do: block in zmq_poll rather than spin (spinning measured worse: the caller's thread
+                // then competes with libzmq's I/O threads for the 2 cores, docs/benchmarks.md).
                 let remaining = ring.timeout - (now - lastProgress)
                 if remaining <= .zero {
                     let waitingOnLeft = next < plan.receives.count

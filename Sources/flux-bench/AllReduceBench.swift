@@ -20,6 +20,7 @@ struct AllReduceBench: ParsableCommand {
     @Option(help: "Timed runs (median reported).") var runs: Int = 5
     @Option(help: "Untimed warm-up runs.") var warmup: Int = 1
     @Option(help: "Largest payload per ring frame, in bytes.") var subChunkBytes: Int = Ring.defaultSubChunkBytes
+    @Option(help: "Transport between the ranks: tcp (127.0.0.1) or ipc (Unix domain sockets).") var transport = "tcp"
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {
@@ -31,7 +32,11 @@ struct AllReduceBench: ParsableCommand {
     }
 
     func run() throws {
-        let endpoints = loopbackPorts(ranks).map { "tcp://127.0.0.1:\($0)" }
+        let endpoints = transport == "ipc"
+            ? (0..<ranks).map {
+                Ring.sameHostEndpoint(job: JobID("flux-bench-\(getpid())"), generation: 1, rank: $0)
+            }
+            : loopbackPorts(ranks).map { "tcp://127.0.0.1:\($0)" }
         let secrets = security == "curve" ? try (0..<ranks).map { _ in try CurveKeyPair.generate().secretKey.z85 } : []
         let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
         var children: [(Process, Pipe)] = []
@@ -62,18 +67,22 @@ struct AllReduceBench: ParsableCommand {
             reports.append(report)
         }
         let times = reports[0]["runs_s"] as? [Double] ?? []
-        let sorted = times.sorted()
-        let median = sorted.isEmpty ? 0 : sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let median = medianOf(times)
         let bytes = Double(floats) * 4
         let algbw = median > 0 ? bytes / median / 1e9 : 0
         let busbw = algbw * 2 * Double(ranks - 1) / Double(ranks)
         let correct = reports.allSatisfy { $0["correct"] as? Bool == true }
+        // CPU seconds of all ranks' processes (every thread) per operation: a figure the machine's other load
+        // hardly changes, unlike the wall-clock median.
+        let cpuPerRun = reports.map { $0["cpu_s"] as? [Double] ?? [] }
+        let cpuTotals = (0..<(cpuPerRun.map(\.count).min() ?? 0)).map { run in cpuPerRun.reduce(0) { $0 + $1[run] } }
+        let cpuMedian = medianOf(cpuTotals)
         if json {
             try printJSON([
                 "bench": "allreduce", "engine": "flux", "ranks": ranks, "floats": floats, "bytes": Int(bytes),
                 "security": security, "median_s": median, "runs_s": times, "algbw_gb_per_s": algbw,
-                "busbw_gb_per_s": busbw, "correct": correct, "sub_chunk_bytes": subChunkBytes,
+                "busbw_gb_per_s": busbw, "correct": correct, "sub_chunk_bytes": subChunkBytes, "transport": transport,
+                "cpu_s_all_ranks": cpuMedian,
             ])
         } else {
             print(String(format: "flux ring all-reduce, %d ranks, %d floats (%.1f MB), %@: median %.4f s, "
@@ -142,14 +151,20 @@ struct RingMember: ParsableCommand {
             return
         }
         var times: [Double] = []
+        var cpuTimes: [Double] = []
         for run in 0..<(warmup + runs) {
             fill(&values, rank: rank)
             try communicator.barrier()
             let start = ContinuousClock.now
+            let cpuStart = processCPUSeconds()
             try values.withUnsafeMutableBufferPointer { try communicator.allReduce($0) }
-            if run >= warmup { times.append(seconds(ContinuousClock.now - start)) }
+            if run >= warmup {
+                times.append(seconds(ContinuousClock.now - start))
+                cpuTimes.append(processCPUSeconds() - cpuStart)
+            }
         }
-        try printJSON(["rank": rank, "runs_s": times, "correct": isExactSum(values, ranks: list.count),
+        try printJSON(["rank": rank, "runs_s": times, "cpu_s": cpuTimes,
+                       "correct": isExactSum(values, ranks: list.count),
                        "counters": ["invalid": communicator.counters.invalidFrames,
                                     "stale": communicator.counters.staleFrames]])
         communicator.close()
@@ -206,6 +221,20 @@ func isExactSum(_ values: [Float], ranks: Int) -> Bool {
     let offset = ranks * (ranks - 1) / 2
     for i in values.indices where values[i] != Float(ranks * (i % 101 - 50) + offset) { return false }
     return true
+}
+
+/// The median of `values` (0 when empty).
+func medianOf(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+/// CPU time this process (all its threads, user and system) has used so far, in seconds.
+func processCPUSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
 func seconds(_ duration: Duration) -> Double {

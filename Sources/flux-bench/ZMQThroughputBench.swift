@@ -19,6 +19,7 @@ struct ZMQThroughputBench: ParsableCommand {
     @Option(help: "Internal: push (the child).") var role: String = "pull"
     @Option(help: "Internal: the endpoint to connect.") var endpoint: String?
     @Option(help: "Internal: the server's public key (Z85), for curve.") var serverKey: String?
+    @Option(help: "Transport: tcp (127.0.0.1) or ipc (a Unix domain socket).") var transport = "tcp"
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -35,7 +36,8 @@ struct ZMQThroughputBench: ParsableCommand {
             try pull.makeCurveServer(keys: server)
             serverPublic = server.publicKey.z85
         }
-        let bound = try pull.bind("tcp://127.0.0.1:*")
+        let bound = try pull.bind(transport == "ipc"
+            ? "ipc://\(NSTemporaryDirectory())flux-zmq-throughput-\(getpid()).sock" : "tcp://127.0.0.1:*")
         let child = Process()
         child.executableURL = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
         child.arguments = ["zmq-throughput", "--role", "push", "--endpoint", bound,
@@ -69,7 +71,7 @@ struct ZMQThroughputBench: ParsableCommand {
         let rate = Double(bytes) / elapsed / 1e9
         if json {
             try printJSON(["bench": "zmq_throughput", "message_bytes": messageBytes, "messages": messages,
-                           "security": security, "seconds": elapsed, "gb_per_s": rate])
+                           "security": security, "transport": transport, "seconds": elapsed, "gb_per_s": rate])
         } else {
             print(String(format: "ZeroMQ PUSH/PULL, 2 processes, %d × %d B, %@: %.2f GB/s", messages, messageBytes,
                          security, rate))

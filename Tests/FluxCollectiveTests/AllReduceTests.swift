@@ -7,8 +7,8 @@ import FluxWire
 @Suite struct AllReduceTests {
     /// Runs one all-reduce of `count` elements on `size` threads, each with its own context.
     func reduce(size: Int, count: Int, op: ReduceOperation = .sum, curve: Bool = false,
-                subChunkBytes: Int = 64 * 1024) throws -> [RankOutcome] {
-        let endpoints = loopbackEndpoints(size)
+                subChunkBytes: Int = 64 * 1024, endpoints: [String]? = nil) throws -> [RankOutcome] {
+        let endpoints = endpoints ?? loopbackEndpoints(size)
         let keys = curve ? try keyPairs(size) : nil
         return onThreads(size) { rank in
             var outcome = RankOutcome()
@@ -82,6 +82,21 @@ import FluxWire
             #expect(outcome.error == nil, "\(outcome.error.map { "\($0)" } ?? "")")
             let exact = outcome.values == expected
             #expect(exact)
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func allReduce_sameHostIPCEndpoints_sumsExactly(curve: Bool) throws {
+        let job = JobID("job-ipc-\(getpid())-\(curve)")
+        let endpoints = (0..<3).map { Ring.sameHostEndpoint(job: job, generation: 1, rank: $0) }
+        #expect(endpoints.allSatisfy { $0.hasPrefix("ipc:///tmp/flux-ring-") && $0.utf8.count < 107 })
+        #expect(Set(endpoints).count == 3)
+        let outcomes = try reduce(size: 3, count: 300_007, curve: curve, endpoints: endpoints)
+        let expected = expectedSum(ranks: 3, count: 300_007)
+        for (rank, outcome) in outcomes.enumerated() {
+            #expect(outcome.error == nil, "rank \(rank): \(outcome.error.map { "\($0)" } ?? "")")
+            let exact = outcome.values == expected
+            #expect(exact, "rank \(rank)")
         }
     }
 }

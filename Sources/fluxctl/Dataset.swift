@@ -1,5 +1,5 @@
 import ArgumentParser
-import FluxDatasets
+import FluxVideo
 import Foundation
 
 /// `fluxctl dataset`: write and check video datasets.

@@ -1,5 +1,5 @@
 import Foundation
-@testable import FluxDatasets
+@testable import FluxVideo
 
 /// A small synthetic dataset written once per test process and shared by the suites that only read it.
 enum Fixtures {

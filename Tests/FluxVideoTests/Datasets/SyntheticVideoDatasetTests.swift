@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import FluxDatasets
+@testable import FluxVideo
 
 @Suite struct SyntheticVideoDatasetTests {
     static let ffprobe = ["/usr/bin/ffprobe", "/usr/local/bin/ffprobe"].first { FileManager.default.isExecutableFile(atPath: $0) }

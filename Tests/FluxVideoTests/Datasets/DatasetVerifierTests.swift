@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import FluxDatasets
+@testable import FluxVideo
 
 @Suite struct DatasetVerifierTests {
     @Test func verify_writtenDataset_isClean() throws {

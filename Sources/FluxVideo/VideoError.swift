@@ -1,5 +1,3 @@
-import CFFmpeg
-
 /// Everything that can go wrong reading a video; each case names the file, the failing FFmpeg call where there
 /// is one, FFmpeg's own reason (`av_strerror`) and what to do about it.
 public enum VideoError: Error, Equatable, CustomStringConvertible {
@@ -34,15 +32,3 @@ public enum VideoError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
-
-/// FFmpeg's message for an error code, as `av_strerror` writes it.
-func ffmpegReason(_ code: Int32) -> String {
-    var buffer = [CChar](repeating: 0, count: 256)
-    if av_strerror(code, &buffer, buffer.count) < 0 { return "FFmpeg error \(code)" }
-    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// `AVERROR_EOF`: the function-like macro `FFERRTAG('E','O','F',' ')` does not import into Swift.
-let averrorEOF: Int32 = -0x2046_4F45
-/// `AV_NOPTS_VALUE`, likewise not importable.
-let noPTS = Int64.min

@@ -53,7 +53,7 @@ public final class MP4VideoWriter {
         if framesPerSecond < 1 {
             throw DatasetError.invalidParameter(name: "framesPerSecond", value: framesPerSecond, expected: "≥ 1")
         }
-        FFmpeg.quietLogs()
+        FFmpegLog.install()
         let encoder = try Self.findEncoder(choice)
         encoderName = String(cString: encoder.pointee.name)
 
@@ -61,10 +61,12 @@ public final class MP4VideoWriter {
         try check(avformat_alloc_output_context2(&ctx, nil, "mp4", path), "avformat_alloc_output_context2")
         guard let ctx else { throw fail("avformat_alloc_output_context2", AVERROR_ENOMEM) }
         format = ctx
+        FFmpegLog.watch(UnsafeMutableRawPointer(ctx))
         guard let stream = avformat_new_stream(ctx, nil) else { throw fail("avformat_new_stream", AVERROR_ENOMEM) }
         self.stream = stream
         guard let codec = avcodec_alloc_context3(encoder) else { throw fail("avcodec_alloc_context3", AVERROR_ENOMEM) }
         self.codec = codec
+        FFmpegLog.watch(UnsafeMutableRawPointer(codec))
 
         let fps = Int32(framesPerSecond)
         codec.pointee.width = Int32(width)
@@ -156,7 +158,7 @@ public final class MP4VideoWriter {
         try check(avcodec_send_frame(codec, frame), "avcodec_send_frame")
         while true {
             let rc = avcodec_receive_packet(codec, packet)
-            if rc == FFmpeg.again || rc == FFmpeg.endOfFile { return }
+            if rc == -EAGAIN || rc == averrorEOF { return }
             try check(rc, "avcodec_receive_packet")
             av_packet_rescale_ts(packet, codec.pointee.time_base, stream.pointee.time_base)
             packet.pointee.stream_index = stream.pointee.index
@@ -166,6 +168,8 @@ public final class MP4VideoWriter {
     }
 
     private func close() {
+        FFmpegLog.unwatch(format.map { UnsafeMutableRawPointer($0) })
+        FFmpegLog.unwatch(codec.map { UnsafeMutableRawPointer($0) })
         if fileOpen, let format { avio_closep(&format.pointee.pb); fileOpen = false }
         if scaler != nil { sws_freeContext(scaler); scaler = nil }
         av_frame_free(&frame)
@@ -193,8 +197,10 @@ public final class MP4VideoWriter {
         if rc < 0 { throw fail(call, rc) }
     }
 
+    /// FFmpeg's reason for `rc`, followed by the error lines the muxer or encoder logged, if any.
     private func fail(_ call: String, _ rc: Int32) -> DatasetError {
-        .ffmpeg(path: path, call: call, reason: FFmpeg.reason(rc))
+        let contexts = [format.map { UnsafeMutableRawPointer($0) }, codec.map { UnsafeMutableRawPointer($0) }]
+        return .ffmpeg(path: path, call: call, reason: FFmpegLog.reason(rc, contexts: contexts))
     }
 }
 

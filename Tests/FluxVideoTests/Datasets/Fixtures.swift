@@ -26,6 +26,20 @@ enum Fixtures {
         return url
     }
 
+    /// A decoded video as packed RGB24 frames, as `dominantShift` reads it.
+    struct DecodedVideo {
+        var width: Int, height: Int
+        /// The frames in display order, each `width·height·3` bytes.
+        var frames: [[UInt8]]
+    }
+
+    /// Every frame of `path` at its coded size, through `VideoReader`.
+    static func decodeAll(path: String) throws -> DecodedVideo {
+        let reader = try VideoReader(path: path, threads: 1)
+        let frames = try reader.frames(at: Array(0..<reader.frameCount), width: reader.width, height: reader.height)
+        return DecodedVideo(width: reader.width, height: reader.height, frames: frames.map(\.pixels))
+    }
+
     /// Luma (BT.601) of packed RGB24 pixels.
     static func luma(_ rgb: [UInt8]) -> [Double] {
         var out = [Double](repeating: 0, count: rgb.count / 3)

@@ -52,7 +52,7 @@ public enum DatasetVerifier {
             ("av_read_frame", "truncated: \(readable) of \(expected) video packets readable (\(reason))")
         case .noVideoStream:
             ("av_find_best_stream", "no decodable video stream")
-        case .frameOutOfRange, .invalidGeometry:
+        case .frameOutOfRange, .invalidGeometry, .encodeFailed, .noEncoder, .invalidParameter, .cannotWrite:
             ("open", error.description)
         }
     }

@@ -9,7 +9,7 @@ import Darwin
 public enum VideoEncoderChoice: String, Sendable, CaseIterable {
     /// H.264 through libx264 when this FFmpeg has it, else MPEG-4 part 2.
     case automatic
-    /// H.264 through libx264; fails with `DatasetError.noEncoder` without it.
+    /// H.264 through libx264; fails with `VideoError.noEncoder` without it.
     case h264
     /// FFmpeg's native MPEG-4 part 2 encoder.
     case mpeg4
@@ -40,18 +40,18 @@ public final class MP4VideoWriter {
     private var finished = false
 
     /// Opens `path` for writing and writes the mp4 header.
-    /// - Throws: `DatasetError.ffmpeg` naming the failed call, `DatasetError.noEncoder`, or
-    ///   `DatasetError.invalidParameter` for odd or tiny sizes.
+    /// - Throws: `VideoError.encodeFailed` naming the failed call, `VideoError.noEncoder`, or
+    ///   `VideoError.invalidParameter` for odd or tiny sizes.
     public init(path: String, width: Int, height: Int, framesPerSecond: Int = 25,
                 encoder choice: VideoEncoderChoice = .automatic) throws {
         self.path = path
         self.width = width
         self.height = height
         for (name, value) in [("width", width), ("height", height)] where value < 16 || value % 2 != 0 {
-            throw DatasetError.invalidParameter(name: name, value: value, expected: "an even number of pixels ≥ 16")
+            throw VideoError.invalidParameter(name: name, value: value, expected: "an even number of pixels ≥ 16")
         }
         if framesPerSecond < 1 {
-            throw DatasetError.invalidParameter(name: "framesPerSecond", value: framesPerSecond, expected: "≥ 1")
+            throw VideoError.invalidParameter(name: "framesPerSecond", value: framesPerSecond, expected: "≥ 1")
         }
         FFmpegLog.install()
         let encoder = try Self.findEncoder(choice)
@@ -183,13 +183,13 @@ public final class MP4VideoWriter {
         switch choice {
         case .h264:
             if let e = avcodec_find_encoder_by_name("libx264") { return e }
-            throw DatasetError.noEncoder(tried: ["libx264"])
+            throw VideoError.noEncoder(tried: ["libx264"])
         case .mpeg4:
             if let e = avcodec_find_encoder(AV_CODEC_ID_MPEG4) { return e }
-            throw DatasetError.noEncoder(tried: ["mpeg4"])
+            throw VideoError.noEncoder(tried: ["mpeg4"])
         case .automatic:
             if let e = avcodec_find_encoder_by_name("libx264") ?? avcodec_find_encoder(AV_CODEC_ID_MPEG4) { return e }
-            throw DatasetError.noEncoder(tried: ["libx264", "mpeg4"])
+            throw VideoError.noEncoder(tried: ["libx264", "mpeg4"])
         }
     }
 
@@ -198,9 +198,9 @@ public final class MP4VideoWriter {
     }
 
     /// FFmpeg's reason for `rc`, followed by the error lines the muxer or encoder logged, if any.
-    private func fail(_ call: String, _ rc: Int32) -> DatasetError {
+    private func fail(_ call: String, _ rc: Int32) -> VideoError {
         let contexts = [format.map { UnsafeMutableRawPointer($0) }, codec.map { UnsafeMutableRawPointer($0) }]
-        return .ffmpeg(path: path, call: call, reason: FFmpegLog.reason(rc, contexts: contexts))
+        return .encodeFailed(path: path, call: call, reason: FFmpegLog.reason(rc, contexts: contexts))
     }
 }
 

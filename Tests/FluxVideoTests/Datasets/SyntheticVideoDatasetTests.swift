@@ -84,7 +84,7 @@ import Testing
     func write_outOfRangeRequest_throwsNamingTheParameter(k: Int, n: Int, f: Int, s: Int, name: String) throws {
         let folder = Fixtures.temporaryFolder("invalid")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let error = #expect(throws: DatasetError.self) {
+        let error = #expect(throws: VideoError.self) {
             try SyntheticVideoDataset.write(to: folder, classes: k, videosPerClass: n, frames: f, size: s, seed: 0)
         }
         guard case let .invalidParameter(got, _, _) = error else { Issue.record("\(String(describing: error))"); return }

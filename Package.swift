@@ -31,12 +31,11 @@ let package = Package(
         .target(name: "FluxTensor", dependencies: ["COpenBLAS", "CFluxKernels"]),
         .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
         .target(name: "FluxTraining", dependencies: ["FluxViT"]),
+        // Video: FFmpeg demux, decode and seek; sampling; transforms; manifests; the synthetic dataset writer.
         .target(name: "FluxVideo", dependencies: ["FluxTensor", "CFFmpeg"]),
 
-        // Video datasets: synthetic writer, manifests, verification (to be folded into FluxVideo).
-        .target(name: "FluxDatasets", dependencies: ["CFFmpeg", "FluxTensor"]),
         // The glue between training and video: VideoDataset: ClipSource.
-        .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo", "FluxDatasets"]),
+        .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo"]),
 
         // Network: libzmq only (ZMQContext, Socket, Poller, monitor, CURVE, the ZAP allowlist).
         .target(name: "FluxWire", dependencies: ["CZeroMQ"]),
@@ -49,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "fluxctl",
             dependencies: [
-                "FluxViT", "FluxTraining", "FluxDatasets", "FluxData", "FluxVideo", "FluxWire",
+                "FluxViT", "FluxTraining", "FluxData", "FluxVideo", "FluxWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -64,8 +63,7 @@ let package = Package(
         .testTarget(
             name: "FluxTrainingTests", dependencies: ["FluxTraining", "FluxTestKit"],
             resources: [.copy("Goldens")]),
-        .testTarget(name: "FluxDatasetsTests", dependencies: ["FluxDatasets", "FluxTestKit"]),
-        .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor"]),
+        .testTarget(name: "FluxVideoTests", dependencies: ["FluxVideo", "FluxTensor", "FluxTestKit"]),
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
         .testTarget(name: "FluxWireTests", dependencies: ["FluxWire", "FluxTestKit"]),
         .testTarget(

@@ -1,5 +1,4 @@
 import Foundation
-import FluxDatasets
 import FluxTensor
 import FluxTraining
 import FluxVideo

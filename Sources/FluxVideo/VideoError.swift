@@ -1,7 +1,6 @@
-import CFFmpeg
-
-/// Everything that can go wrong reading a video; each case names the file, the failing FFmpeg call where there
-/// is one, FFmpeg's own reason (`av_strerror`) and what to do about it.
+/// Everything that can go wrong reading or writing a video, or in a synthetic dataset request; each case names the
+/// file, the failing FFmpeg call where there is one, FFmpeg's own reason (`av_strerror`, plus the error lines FFmpeg
+/// logged) and what to do about it. Manifest text errors are `ManifestError` (file and line, no FFmpeg).
 public enum VideoError: Error, Equatable, CustomStringConvertible {
     /// The file could not be opened, demuxed or its decoder set up.
     case cannotOpen(path: String, call: String, reason: String)
@@ -15,6 +14,14 @@ public enum VideoError: Error, Equatable, CustomStringConvertible {
     case decodeFailed(path: String, call: String, reason: String)
     /// The file ends before the data its container promises (a partial download or copy).
     case truncated(path: String, expectedPackets: Int, readablePackets: Int, reason: String)
+    /// An FFmpeg call failed while encoding or muxing `path` (`MP4VideoWriter`).
+    case encodeFailed(path: String, call: String, reason: String)
+    /// No usable encoder is present in this FFmpeg build.
+    case noEncoder(tried: [String])
+    /// A synthetic dataset or writer parameter is out of range.
+    case invalidParameter(name: String, value: Int, expected: String)
+    /// A file or folder of a dataset could not be created.
+    case cannotWrite(path: String, reason: String)
 
     /// What failed, in which file, FFmpeg's reason, and how to fix it.
     public var description: String {
@@ -31,18 +38,14 @@ public enum VideoError: Error, Equatable, CustomStringConvertible {
             "decoding '\(p)' failed: \(call): \(r). The file may be corrupt; check it with `ffmpeg -v error -i '\(p)' -f null -`."
         case let .truncated(p, expected, readable, r):
             "'\(p)' is truncated: its container indexes \(expected) video packets but only \(readable) can be read (\(r)). Re-download or re-encode the file."
+        case let .encodeFailed(p, call, r):
+            "writing video '\(p)': \(call) failed: \(r). Check that the folder is writable and that FFmpeg can encode mp4 (`ffmpeg -encoders`)."
+        case let .noEncoder(tried):
+            "no video encoder found (tried \(tried.joined(separator: ", "))); install an FFmpeg build with libx264 or mpeg4."
+        case let .invalidParameter(name, value, expected):
+            "\(name) is \(value), expected \(expected)."
+        case let .cannotWrite(p, r):
+            "cannot write '\(p)': \(r). Check that the folder is writable and the disk has space."
         }
     }
 }
-
-/// FFmpeg's message for an error code, as `av_strerror` writes it.
-func ffmpegReason(_ code: Int32) -> String {
-    var buffer = [CChar](repeating: 0, count: 256)
-    if av_strerror(code, &buffer, buffer.count) < 0 { return "FFmpeg error \(code)" }
-    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// `AVERROR_EOF`: the function-like macro `FFERRTAG('E','O','F',' ')` does not import into Swift.
-let averrorEOF: Int32 = -0x2046_4F45
-/// `AV_NOPTS_VALUE`, likewise not importable.
-let noPTS = Int64.min

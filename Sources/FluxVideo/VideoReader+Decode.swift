@@ -83,6 +83,8 @@ extension VideoReader {
     private func seek(toKeyframe key: Int) throws(VideoError) {
         avcodec_flush_buffers(codec)
         decoderDrained = false
+        // Lines logged before this run (`mmco: unref short failure` after the last seek) say nothing about it.
+        _ = FFmpegLog.take([UnsafeMutableRawPointer(codec), UnsafeMutableRawPointer(format)])
         if hasHeldPacket {
             av_packet_unref(packet)
             hasHeldPacket = false
@@ -96,14 +98,14 @@ extension VideoReader {
         for (attempt, ts) in [timestamp, start].enumerated() where attempt == 0 || start < timestamp || key == 0 {
             let status = av_seek_frame(format, streamIndex, ts, AVSEEK_FLAG_BACKWARD)
             guard status >= 0 else {
-                lastReason = ffmpegReason(status)
+                lastReason = failureReason(status)
                 continue
             }
             // Read forward (demuxing only) to the keyframe itself; the decoder, flushed above, has had nothing since.
             while true {
                 let read = av_read_frame(format, packet)
                 if read < 0 {
-                    lastReason = "av_read_frame: \(ffmpegReason(read)) before the keyframe"
+                    lastReason = "av_read_frame: \(failureReason(read)) before the keyframe"
                     break
                 }
                 guard packet.pointee.stream_index == streamIndex, let index = decodeIndex(of: packet) else {
@@ -129,6 +131,12 @@ extension VideoReader {
         throw .decodeFailed(path: path, call: "av_seek_frame", reason: "cannot reach keyframe packet \(key): \(lastReason)")
     }
 
+    /// `av_strerror`'s text for `status`, followed by the error lines the demuxer or decoder logged since the
+    /// last seek (`Invalid NAL unit size`), if any.
+    private func failureReason(_ status: Int32) -> String {
+        FFmpegLog.reason(status, contexts: [UnsafeMutableRawPointer(codec), UnsafeMutableRawPointer(format)])
+    }
+
     /// The decode index of the packet in `packet`, through its timestamp in the packet index.
     private func decodeIndex(of packet: UnsafeMutablePointer<AVPacket>) -> Int? {
         let pts = packet.pointee.pts, dts = packet.pointee.dts
@@ -152,7 +160,7 @@ extension VideoReader {
                 let read = av_read_frame(format, packet)
                 if read < 0 {
                     // End of file (or a read error): drain what the decoder still holds.
-                    if read != averrorEOF { lastError = "av_read_frame: \(ffmpegReason(read))" }
+                    if read != averrorEOF { lastError = "av_read_frame: \(failureReason(read))" }
                     cursor = nil
                     decoderDrained = true
                     _ = avcodec_send_packet(codec, nil)
@@ -187,7 +195,7 @@ extension VideoReader {
                 }
                 // Like the ffmpeg tool, go on past a damaged packet; a requested frame that never appears fails
                 // below.
-                if status < 0 { lastError = "avcodec_send_packet: \(ffmpegReason(status))" }
+                if status < 0 { lastError = "avcodec_send_packet: \(failureReason(status))" }
                 av_packet_unref(packet)
                 try receiveFrames(request: &request, lastError: &lastError)
             }
@@ -242,7 +250,7 @@ extension VideoReader {
             let status = avcodec_receive_frame(codec, frame)
             if status == -EAGAIN || status == averrorEOF { return }
             if status < 0 {
-                lastError = "avcodec_receive_frame: \(ffmpegReason(status))"
+                lastError = "avcodec_receive_frame: \(failureReason(status))"
                 return
             }
             defer { av_frame_unref(frame) }

@@ -122,25 +122,39 @@ public final class VideoReader {
     /// - Parameter threads: decoder frame threads (FFmpeg `thread_count`); the machine's online cores by default.
     /// - Throws: `VideoError.cannotOpen`, `.noVideoStream` or `.truncated`.
     public init(path: String, threads: Int = VideoReader.onlineCores) throws(VideoError) {
-        Self.quietFFmpegLogs
+        FFmpegLog.install()
         self.path = path
-        var formatContext: UnsafeMutablePointer<AVFormatContext>?
+        // Allocate the format context first so that the lines FFmpeg logs while opening it can be watched
+        // (`moov atom not found`); on failure avformat_open_input frees it, and the watch keeps its lines.
+        guard let allocated = avformat_alloc_context() else {
+            throw .cannotOpen(path: path, call: "avformat_alloc_context", reason: "out of memory")
+        }
+        let formatKey = UnsafeMutableRawPointer(allocated)
+        FFmpegLog.watch(formatKey)
+        var formatContext: UnsafeMutablePointer<AVFormatContext>? = allocated
+        func failure(_ call: String, _ status: Int32, _ contexts: [UnsafeMutableRawPointer?]) -> VideoError {
+            defer { for context in contexts { FFmpegLog.unwatch(context) } }
+            return .cannotOpen(path: path, call: call, reason: FFmpegLog.reason(status, contexts: contexts))
+        }
         var status = avformat_open_input(&formatContext, path, nil, nil)
         guard status >= 0, let format = formatContext else {
-            throw .cannotOpen(path: path, call: "avformat_open_input", reason: ffmpegReason(status))
+            throw failure("avformat_open_input", status, [formatKey])
         }
         status = avformat_find_stream_info(format, nil)
         guard status >= 0 else {
             avformat_close_input(&formatContext)
-            throw .cannotOpen(path: path, call: "avformat_find_stream_info", reason: ffmpegReason(status))
+            throw failure("avformat_find_stream_info", status, [formatKey])
         }
         var decoder: UnsafePointer<AVCodec>?
         let best = av_find_best_stream(format, AVMEDIA_TYPE_VIDEO, -1, -1, &decoder, 0)
         guard best >= 0, let decoder else {
             avformat_close_input(&formatContext)
             // AVERROR_STREAM_NOT_FOUND, FFERRTAG(0xF8, 'S', 'T', 'R').
-            if best == -0x5254_53F8 { throw .noVideoStream(path: path) }
-            throw .cannotOpen(path: path, call: "av_find_best_stream", reason: ffmpegReason(best))
+            if best == -0x5254_53F8 {
+                FFmpegLog.unwatch(formatKey)
+                throw .noVideoStream(path: path)
+            }
+            throw failure("av_find_best_stream", best, [formatKey])
         }
         let stream = format.pointee.streams[Int(best)]!
         for i in 0..<Int(format.pointee.nb_streams) where i != Int(best) {
@@ -149,8 +163,10 @@ public final class VideoReader {
         }
         guard let codec = avcodec_alloc_context3(decoder) else {
             avformat_close_input(&formatContext)
+            FFmpegLog.unwatch(formatKey)
             throw .cannotOpen(path: path, call: "avcodec_alloc_context3", reason: "out of memory")
         }
+        FFmpegLog.watch(UnsafeMutableRawPointer(codec))
         var codecContext: UnsafeMutablePointer<AVCodecContext>? = codec
         status = avcodec_parameters_to_context(codec, stream.pointee.codecpar)
         if status >= 0 {
@@ -160,9 +176,10 @@ public final class VideoReader {
             status = avcodec_open2(codec, decoder, nil)
         }
         guard status >= 0 else {
+            let error = failure("avcodec_open2", status, [formatKey, UnsafeMutableRawPointer(codec)])
             avcodec_free_context(&codecContext)
             avformat_close_input(&formatContext)
-            throw .cannotOpen(path: path, call: "avcodec_open2", reason: ffmpegReason(status))
+            throw error
         }
         self.format = format
         self.codec = codec
@@ -199,7 +216,7 @@ public final class VideoReader {
         let missing = indexedEntries > indexed.read
         if indexed.corrupt || (indexed.error != averrorEOF && indexed.error < 0) || missing {
             let reason = indexed.error < 0 && indexed.error != averrorEOF
-                ? "av_read_frame: \(ffmpegReason(indexed.error))"
+                ? "av_read_frame: \(FFmpegLog.reason(indexed.error, contexts: [UnsafeMutableRawPointer(format)]))"
                 : indexed.corrupt ? "the last packet is cut short" : "the file ends early"
             throw .truncated(path: path, expectedPackets: max(indexedEntries, containerFrameCount ?? 0, indexed.read),
                              readablePackets: indexed.read, reason: reason)
@@ -211,22 +228,6 @@ public final class VideoReader {
             throw .decodeFailed(path: path, call: "av_read_frame", reason: "the video stream has no keyframe")
         }
     }
-
-    /// Silences FFmpeg's own log lines (once per process): its warnings and error lines (`moov atom not found`,
-    /// `mmco: unref short failure` after a seek, `partial file`) would otherwise reach stderr from every reader.
-    /// Nothing is lost for failures: every `VideoError` names the failing call and carries FFmpeg's `av_strerror`
-    /// reason. `FLUX_FFMPEG_LOG` (`quiet`, `panic`, `fatal`, `error`, `warning`, `info`, `verbose`, `debug`,
-    /// `trace`) sets another level to debug a file. FFmpeg's log callback is left alone (FluxDatasets installs
-    /// one that captures error lines whatever the level).
-    static let quietFFmpegLogs: Void = {
-        let levels: [String: Int32] = [
-            "quiet": AV_LOG_QUIET, "panic": AV_LOG_PANIC, "fatal": AV_LOG_FATAL, "error": AV_LOG_ERROR,
-            "warning": AV_LOG_WARNING, "info": AV_LOG_INFO, "verbose": AV_LOG_VERBOSE, "debug": AV_LOG_DEBUG,
-            "trace": AV_LOG_TRACE,
-        ]
-        let requested = getenv("FLUX_FFMPEG_LOG").map { String(cString: $0).lowercased() }
-        av_log_set_level(requested.flatMap { levels[$0] } ?? AV_LOG_QUIET)
-    }()
 
     /// The NAL length-prefix size of an H.264 stream whose extradata is an `avcC` record (version byte 1; the
     /// size is the low two bits of byte 4, plus one), else `nil`.
@@ -243,6 +244,8 @@ public final class VideoReader {
     public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     deinit {
+        FFmpegLog.unwatch(UnsafeMutableRawPointer(format))
+        FFmpegLog.unwatch(UnsafeMutableRawPointer(codec))
         var format: UnsafeMutablePointer<AVFormatContext>? = format
         var codec: UnsafeMutablePointer<AVCodecContext>? = codec
         var packet: UnsafeMutablePointer<AVPacket>? = packet

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FluxDatasets
+import FluxVideo
 import Foundation
 
 /// `fluxctl dataset`: write and check video datasets.
@@ -71,9 +71,9 @@ extension Dataset {
         static let configuration = CommandConfiguration(
             abstract: "Check that every video in a manifest opens and decodes.",
             discussion: """
-                Opens each entry with libavformat, reads its stream info and decodes its first frame with \
-                libavcodec. Prints one line per unreadable file with FFmpeg's reason, and exits with status 1 \
-                if there is any.
+                Opens each entry with libavformat, reads its stream info and packet index, and decodes its first \
+                frame with libavcodec. Prints one line per unreadable file with FFmpeg's reason, and exits with \
+                status 1 if there is any.
                 """)
 
         @Argument(help: "Manifest: 'path,label' CSV or 'path label' lines.")

@@ -2,7 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import FluxData
-import FluxDatasets
+import FluxVideo
 import FluxTensor
 import FluxTraining
 import FluxViT

@@ -1,6 +1,6 @@
 import Foundation
 import FluxData
-import FluxDatasets
+import FluxVideo
 import FluxTensor
 import FluxTraining
 import Testing

@@ -23,20 +23,37 @@ public enum DatasetVerifier {
         public var isClean: Bool { failures.isEmpty }
     }
 
-    /// Opens each entry with libavformat, reads its stream info and decodes its first frame with libavcodec.
+    /// Opens each entry with `VideoReader` (libavformat: the stream info and the packet index) and decodes its first
+    /// frame with libavcodec.
     /// - Parameter progress: called after each entry with (entries checked, total).
     public static func verify(_ manifest: Manifest, progress: (Int, Int) -> Void = { _, _ in }) -> Report {
         var failures: [Failure] = []
         for (i, entry) in manifest.entries.enumerated() {
             do {
-                _ = try VideoFileReader.probe(path: entry.url.path)
-            } catch let DatasetError.ffmpeg(_, call, reason) {
-                failures.append(Failure(entry: entry, call: call, reason: reason))
+                // One decoder thread: verification walks many files, and the decoder's error lines (`Invalid NAL
+                // unit size`) are logged against the watched context only without frame threads.
+                let reader = try VideoReader(path: entry.url.path, threads: 1)
+                _ = try reader.frames(at: [0], width: reader.width, height: reader.height)
             } catch {
-                failures.append(Failure(entry: entry, call: "open", reason: "\(error)"))
+                let (call, reason) = failedCall(error)
+                failures.append(Failure(entry: entry, call: call, reason: reason))
             }
             progress(i + 1, manifest.entries.count)
         }
         return Report(checked: manifest.entries.count, failures: failures)
+    }
+
+    /// The FFmpeg call and reason a reader's error names, for the one-line report.
+    private static func failedCall(_ error: VideoError) -> (call: String, reason: String) {
+        switch error {
+        case let .cannotOpen(_, call, reason), let .decodeFailed(_, call, reason):
+            (call, reason)
+        case let .truncated(_, expected, readable, reason):
+            ("av_read_frame", "truncated: \(readable) of \(expected) video packets readable (\(reason))")
+        case .noVideoStream:
+            ("av_find_best_stream", "no decodable video stream")
+        case .frameOutOfRange, .invalidGeometry, .encodeFailed, .noEncoder, .invalidParameter, .cannotWrite:
+            ("open", error.description)
+        }
     }
 }

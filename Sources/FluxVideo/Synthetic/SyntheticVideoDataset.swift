@@ -50,8 +50,8 @@ public struct SyntheticVideoDataset: Sendable {
     /// Writes K·N videos and the manifests into `folder`, creating it if needed.
     ///
     /// - Parameter progress: called after each video with (videos written, total).
-    /// - Throws: `DatasetError.invalidParameter` for an out-of-range request, `DatasetError.ffmpeg` when encoding
-    ///   fails (the partial file is removed), `DatasetError.cannotWrite` for file-system failures.
+    /// - Throws: `VideoError.invalidParameter` for an out-of-range request, `VideoError.encodeFailed` when encoding
+    ///   fails (the partial file is removed), `VideoError.cannotWrite` for file-system failures.
     @discardableResult
     public func write(to folder: URL, progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
         try validate()
@@ -59,7 +59,7 @@ public struct SyntheticVideoDataset: Sendable {
         do {
             try FileManager.default.createDirectory(at: videos, withIntermediateDirectories: true)
         } catch {
-            throw DatasetError.cannotWrite(path: videos.path, reason: error.localizedDescription)
+            throw VideoError.cannotWrite(path: videos.path, reason: error.localizedDescription)
         }
         let total = classes * videosPerClass
         let validationPerClass = videosPerClass < 2
@@ -106,22 +106,22 @@ public struct SyntheticVideoDataset: Sendable {
     /// Checks the request; every problem a user can fix with a flag throws here, before any file is written.
     public func validate() throws {
         if !(1...MotionClass.maximumCount).contains(classes) {
-            throw DatasetError.invalidParameter(name: "classes", value: classes,
-                                                expected: "1…\(MotionClass.maximumCount) (one per motion pattern)")
+            throw VideoError.invalidParameter(name: "classes", value: classes,
+                                              expected: "1…\(MotionClass.maximumCount) (one per motion pattern)")
         }
         if videosPerClass < 1 {
-            throw DatasetError.invalidParameter(name: "videos per class", value: videosPerClass, expected: "≥ 1")
+            throw VideoError.invalidParameter(name: "videos per class", value: videosPerClass, expected: "≥ 1")
         }
         if frames < 2 {
-            throw DatasetError.invalidParameter(
+            throw VideoError.invalidParameter(
                 name: "frames", value: frames, expected: "≥ 2 (motion needs two frames)")
         }
         if size < 16 || size % 2 != 0 {
-            throw DatasetError.invalidParameter(name: "size", value: size, expected: "an even number of pixels ≥ 16")
+            throw VideoError.invalidParameter(name: "size", value: size, expected: "an even number of pixels ≥ 16")
         }
         if !(validationFraction >= 0 && validationFraction < 1) {
-            throw DatasetError.invalidParameter(name: "validation percent", value: Int(validationFraction * 100),
-                                                expected: "0…99")
+            throw VideoError.invalidParameter(name: "validation percent", value: Int(validationFraction * 100),
+                                              expected: "0…99")
         }
     }
 
@@ -149,7 +149,7 @@ public struct SyntheticVideoDataset: Sendable {
         do {
             try text.write(to: url, atomically: true, encoding: .utf8)
         } catch {
-            throw DatasetError.cannotWrite(path: url.path, reason: error.localizedDescription)
+            throw VideoError.cannotWrite(path: url.path, reason: error.localizedDescription)
         }
     }
 }

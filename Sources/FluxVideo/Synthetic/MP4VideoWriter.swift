@@ -9,7 +9,7 @@ import Darwin
 public enum VideoEncoderChoice: String, Sendable, CaseIterable {
     /// H.264 through libx264 when this FFmpeg has it, else MPEG-4 part 2.
     case automatic
-    /// H.264 through libx264; fails with `DatasetError.noEncoder` without it.
+    /// H.264 through libx264; fails with `VideoError.noEncoder` without it.
     case h264
     /// FFmpeg's native MPEG-4 part 2 encoder.
     case mpeg4
@@ -40,20 +40,20 @@ public final class MP4VideoWriter {
     private var finished = false
 
     /// Opens `path` for writing and writes the mp4 header.
-    /// - Throws: `DatasetError.ffmpeg` naming the failed call, `DatasetError.noEncoder`, or
-    ///   `DatasetError.invalidParameter` for odd or tiny sizes.
+    /// - Throws: `VideoError.encodeFailed` naming the failed call, `VideoError.noEncoder`, or
+    ///   `VideoError.invalidParameter` for odd or tiny sizes.
     public init(path: String, width: Int, height: Int, framesPerSecond: Int = 25,
                 encoder choice: VideoEncoderChoice = .automatic) throws {
         self.path = path
         self.width = width
         self.height = height
         for (name, value) in [("width", width), ("height", height)] where value < 16 || value % 2 != 0 {
-            throw DatasetError.invalidParameter(name: name, value: value, expected: "an even number of pixels ≥ 16")
+            throw VideoError.invalidParameter(name: name, value: value, expected: "an even number of pixels ≥ 16")
         }
         if framesPerSecond < 1 {
-            throw DatasetError.invalidParameter(name: "framesPerSecond", value: framesPerSecond, expected: "≥ 1")
+            throw VideoError.invalidParameter(name: "framesPerSecond", value: framesPerSecond, expected: "≥ 1")
         }
-        FFmpeg.quietLogs()
+        FFmpegLog.install()
         let encoder = try Self.findEncoder(choice)
         encoderName = String(cString: encoder.pointee.name)
 
@@ -61,10 +61,12 @@ public final class MP4VideoWriter {
         try check(avformat_alloc_output_context2(&ctx, nil, "mp4", path), "avformat_alloc_output_context2")
         guard let ctx else { throw fail("avformat_alloc_output_context2", AVERROR_ENOMEM) }
         format = ctx
+        FFmpegLog.watch(UnsafeMutableRawPointer(ctx))
         guard let stream = avformat_new_stream(ctx, nil) else { throw fail("avformat_new_stream", AVERROR_ENOMEM) }
         self.stream = stream
         guard let codec = avcodec_alloc_context3(encoder) else { throw fail("avcodec_alloc_context3", AVERROR_ENOMEM) }
         self.codec = codec
+        FFmpegLog.watch(UnsafeMutableRawPointer(codec))
 
         let fps = Int32(framesPerSecond)
         codec.pointee.width = Int32(width)
@@ -156,7 +158,7 @@ public final class MP4VideoWriter {
         try check(avcodec_send_frame(codec, frame), "avcodec_send_frame")
         while true {
             let rc = avcodec_receive_packet(codec, packet)
-            if rc == FFmpeg.again || rc == FFmpeg.endOfFile { return }
+            if rc == -EAGAIN || rc == averrorEOF { return }
             try check(rc, "avcodec_receive_packet")
             av_packet_rescale_ts(packet, codec.pointee.time_base, stream.pointee.time_base)
             packet.pointee.stream_index = stream.pointee.index
@@ -166,6 +168,8 @@ public final class MP4VideoWriter {
     }
 
     private func close() {
+        FFmpegLog.unwatch(format.map { UnsafeMutableRawPointer($0) })
+        FFmpegLog.unwatch(codec.map { UnsafeMutableRawPointer($0) })
         if fileOpen, let format { avio_closep(&format.pointee.pb); fileOpen = false }
         if scaler != nil { sws_freeContext(scaler); scaler = nil }
         av_frame_free(&frame)
@@ -179,13 +183,13 @@ public final class MP4VideoWriter {
         switch choice {
         case .h264:
             if let e = avcodec_find_encoder_by_name("libx264") { return e }
-            throw DatasetError.noEncoder(tried: ["libx264"])
+            throw VideoError.noEncoder(tried: ["libx264"])
         case .mpeg4:
             if let e = avcodec_find_encoder(AV_CODEC_ID_MPEG4) { return e }
-            throw DatasetError.noEncoder(tried: ["mpeg4"])
+            throw VideoError.noEncoder(tried: ["mpeg4"])
         case .automatic:
             if let e = avcodec_find_encoder_by_name("libx264") ?? avcodec_find_encoder(AV_CODEC_ID_MPEG4) { return e }
-            throw DatasetError.noEncoder(tried: ["libx264", "mpeg4"])
+            throw VideoError.noEncoder(tried: ["libx264", "mpeg4"])
         }
     }
 
@@ -193,8 +197,10 @@ public final class MP4VideoWriter {
         if rc < 0 { throw fail(call, rc) }
     }
 
-    private func fail(_ call: String, _ rc: Int32) -> DatasetError {
-        .ffmpeg(path: path, call: call, reason: FFmpeg.reason(rc))
+    /// FFmpeg's reason for `rc`, followed by the error lines the muxer or encoder logged, if any.
+    private func fail(_ call: String, _ rc: Int32) -> VideoError {
+        let contexts = [format.map { UnsafeMutableRawPointer($0) }, codec.map { UnsafeMutableRawPointer($0) }]
+        return .encodeFailed(path: path, call: call, reason: FFmpegLog.reason(rc, contexts: contexts))
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import FluxDatasets
+@testable import FluxVideo
 
 @Suite struct SyntheticVideoDatasetTests {
     static let ffprobe = ["/usr/bin/ffprobe", "/usr/local/bin/ffprobe"].first { FileManager.default.isExecutableFile(atPath: $0) }
@@ -12,7 +12,7 @@ import Testing
         #expect(files.count == Fixtures.classes * Fixtures.videosPerClass)
         #expect(summary.encoder == "libx264" || summary.encoder == "mpeg4")
         for file in files.sorted() {
-            let video = try VideoFileReader.decodeAll(path: folder.appendingPathComponent("videos/\(file)").path)
+            let video = try Fixtures.decodeAll(path: folder.appendingPathComponent("videos/\(file)").path)
             #expect(video.frames.count == Fixtures.frames, "\(file)")
             #expect(video.width == Fixtures.size && video.height == Fixtures.size, "\(file)")
         }
@@ -75,7 +75,7 @@ import Testing
         let summary = try request.write(to: folder) { calls.append(($0, $1)) }
         #expect(summary.encoder == "mpeg4")
         #expect(calls.map(\.0) == [1, 2] && calls.allSatisfy { $0.1 == 2 })
-        let video = try VideoFileReader.decodeAll(path: folder.appendingPathComponent("videos/00001.mp4").path)
+        let video = try Fixtures.decodeAll(path: folder.appendingPathComponent("videos/00001.mp4").path)
         #expect(video.frames.count == 5 && video.width == 32)
     }
 
@@ -84,7 +84,7 @@ import Testing
     func write_outOfRangeRequest_throwsNamingTheParameter(k: Int, n: Int, f: Int, s: Int, name: String) throws {
         let folder = Fixtures.temporaryFolder("invalid")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let error = #expect(throws: DatasetError.self) {
+        let error = #expect(throws: VideoError.self) {
             try SyntheticVideoDataset.write(to: folder, classes: k, videosPerClass: n, frames: f, size: s, seed: 0)
         }
         guard case let .invalidParameter(got, _, _) = error else { Issue.record("\(String(describing: error))"); return }
@@ -143,7 +143,7 @@ import Testing
         var correct = 0
         var meanDx = [Double](repeating: 0, count: 4), absDiff = [[Double]](repeating: [], count: 4)
         for entry in manifest.entries {
-            let video = try VideoFileReader.decodeAll(path: entry.url.path)
+            let video = try Fixtures.decodeAll(path: entry.url.path)
             let shift = Fixtures.dominantShift(video)
             let (ex, ey) = expected[entry.label]
             // Along the class's axis the sign must match and dominate; distractors may add a sideways part.

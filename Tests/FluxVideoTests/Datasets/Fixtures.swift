@@ -1,5 +1,5 @@
 import Foundation
-@testable import FluxDatasets
+@testable import FluxVideo
 
 /// A small synthetic dataset written once per test process and shared by the suites that only read it.
 enum Fixtures {
@@ -24,6 +24,20 @@ enum Fixtures {
             .appendingPathComponent("flux-datasets-tests-\(getpid())-\(name)-\(UUID().uuidString.prefix(8))")
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+
+    /// A decoded video as packed RGB24 frames, as `dominantShift` reads it.
+    struct DecodedVideo {
+        var width: Int, height: Int
+        /// The frames in display order, each `width·height·3` bytes.
+        var frames: [[UInt8]]
+    }
+
+    /// Every frame of `path` at its coded size, through `VideoReader`.
+    static func decodeAll(path: String) throws -> DecodedVideo {
+        let reader = try VideoReader(path: path, threads: 1)
+        let frames = try reader.frames(at: Array(0..<reader.frameCount), width: reader.width, height: reader.height)
+        return DecodedVideo(width: reader.width, height: reader.height, frames: frames.map(\.pixels))
     }
 
     /// Luma (BT.601) of packed RGB24 pixels.

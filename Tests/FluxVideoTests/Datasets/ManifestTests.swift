@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import FluxDatasets
+@testable import FluxVideo
 
 @Suite struct ManifestTests {
     static let root = URL(fileURLWithPath: "/data/set", isDirectory: true)

@@ -1,7 +1,7 @@
 import Foundation
 import FluxTestKit
 import Testing
-@testable import FluxDatasets
+@testable import FluxVideo
 
 /// `fluxctl dataset …` as a user runs it: the built binary, its output and its exit status.
 ///

@@ -1,63 +1,50 @@
-/// A job's id, chosen by the coordinator when the job is submitted (for example `j-000042`).
-public struct JobID: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
-    CustomStringConvertible
+/// A string-valued id or code that travels in JSON as a plain string: literals, `init(_:)` and `description` for free.
+public protocol StringIdentifier: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
+    CustomStringConvertible where RawValue == String
 {
+    /// Wraps a raw value.
+    init(rawValue: String)
+}
+
+extension StringIdentifier {
+    /// Wraps a raw value.
+    public init(_ rawValue: String) { self.init(rawValue: rawValue) }
+    /// Wraps a literal.
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
+    /// The raw value itself.
+    public var description: String { rawValue }
+}
+
+/// A job's id, chosen by the coordinator when the job is submitted (for example `j-000042`).
+public struct JobID: StringIdentifier {
     /// The id as it travels in JSON.
     public var rawValue: String
     /// Wraps an id.
     public init(rawValue: String) { self.rawValue = rawValue }
-    /// Wraps an id.
-    public init(_ rawValue: String) { self.rawValue = rawValue }
-    /// Wraps a literal id.
-    public init(stringLiteral value: String) { rawValue = value }
-    /// The id itself.
-    public var description: String { rawValue }
 }
 
 /// A worker's stable id, kept in the worker's state dir so a restarted coordinator recognises it.
-public struct WorkerID: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
-    CustomStringConvertible
-{
+public struct WorkerID: StringIdentifier {
     /// The id as it travels in JSON.
     public var rawValue: String
     /// Wraps an id.
     public init(rawValue: String) { self.rawValue = rawValue }
-    /// Wraps an id.
-    public init(_ rawValue: String) { self.rawValue = rawValue }
-    /// Wraps a literal id.
-    public init(stringLiteral value: String) { rawValue = value }
-    /// The id itself.
-    public var description: String { rawValue }
 }
 
 /// A task's id within its job: a training rank's slot or an evaluation cell (for example `cell-17`).
-public struct TaskID: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
-    CustomStringConvertible
-{
+public struct TaskID: StringIdentifier {
     /// The id as it travels in JSON.
     public var rawValue: String
     /// Wraps an id.
     public init(rawValue: String) { self.rawValue = rawValue }
-    /// Wraps an id.
-    public init(_ rawValue: String) { self.rawValue = rawValue }
-    /// Wraps a literal id.
-    public init(stringLiteral value: String) { rawValue = value }
-    /// The id itself.
-    public var description: String { rawValue }
 }
 
 /// The code of an `error` or `rejected` message: an open set, so a newer peer's codes still decode.
-public struct ErrorCode: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
-    CustomStringConvertible
-{
+public struct ErrorCode: StringIdentifier {
     /// The code as it travels in JSON (snake_case).
     public var rawValue: String
     /// Wraps a code.
     public init(rawValue: String) { self.rawValue = rawValue }
-    /// Wraps a literal code.
-    public init(stringLiteral value: String) { rawValue = value }
-    /// The code itself.
-    public var description: String { rawValue }
 
     /// The request's `type` is unknown to the receiver.
     public static let unknownType: ErrorCode = "unknown_type"
@@ -80,17 +67,11 @@ public struct ErrorCode: RawRepresentable, Codable, Hashable, Sendable, Expressi
 }
 
 /// A job's state as the coordinator reports it: an open set, so a newer coordinator's states still decode.
-public struct JobState: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
-    CustomStringConvertible
-{
+public struct JobState: StringIdentifier {
     /// The state as it travels in JSON.
     public var rawValue: String
     /// Wraps a state.
     public init(rawValue: String) { self.rawValue = rawValue }
-    /// Wraps a literal state.
-    public init(stringLiteral value: String) { rawValue = value }
-    /// The state itself.
-    public var description: String { rawValue }
 
     /// Waiting for workers.
     public static let queued: JobState = "queued"
@@ -105,17 +86,11 @@ public struct JobState: RawRepresentable, Codable, Hashable, Sendable, Expressib
 }
 
 /// A worker's state as the coordinator reports it: an open set.
-public struct WorkerState: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
-    CustomStringConvertible
-{
+public struct WorkerState: StringIdentifier {
     /// The state as it travels in JSON.
     public var rawValue: String
     /// Wraps a state.
     public init(rawValue: String) { self.rawValue = rawValue }
-    /// Wraps a literal state.
-    public init(stringLiteral value: String) { rawValue = value }
-    /// The state itself.
-    public var description: String { rawValue }
 
     /// Registered and without a task.
     public static let idle: WorkerState = "idle"

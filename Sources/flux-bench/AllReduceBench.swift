@@ -36,7 +36,7 @@ struct AllReduceBench: ParsableCommand {
             ? (0..<ranks).map {
                 Ring.sameHostEndpoint(job: JobID("flux-bench-\(getpid())"), generation: 1, rank: $0)
             }
-            : loopbackPorts(ranks).map { "tcp://127.0.0.1:\($0)" }
+            : LoopbackPorts.free(ranks).map { "tcp://127.0.0.1:\($0)" }
         let secrets = security == "curve" ? try (0..<ranks).map { _ in try CurveKeyPair.generate().secretKey.z85 } : []
         let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
         var children: [(Process, Pipe)] = []
@@ -241,25 +241,3 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
-/// Free TCP ports on 127.0.0.1: bound with port 0 all at once, then released.
-func loopbackPorts(_ count: Int) -> [Int] {
-    var sockets: [Int32] = []
-    var ports: [Int] = []
-    for _ in 0..<count {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        ports.append(Int(UInt16(bigEndian: address.sin_port)))
-        sockets.append(fd)
-    }
-    for fd in sockets { close(fd) }
-    return ports
-}

@@ -6,11 +6,11 @@ import FluxProtocol
 import FluxWire
 
 @Suite struct RingFailureTests {
-    /// Generation 2 reuses the survivors' endpoints once both have closed generation 1 (docs/architecture.md: an
-    /// endpoint is reused only after every member has left the previous generation, or frames can reach an old
-    /// socket and be lost).
+    /// Generation 2 binds fresh endpoints: libzmq closes sockets asynchronously, so a neighbour's new socket could
+    /// still reach an old one bound on a reused port and its first frames be lost (docs/architecture.md).
     @Test func allReduce_stalledPeer_othersFailWithPeerTimeoutThenReformGenerationTwo() throws {
         let endpoints = loopbackEndpoints(3)
+        let endpoints2 = loopbackEndpoints(2)
         let closed = Arrivals()
         let outcomes = onThreads(3) { rank -> (first: CollectiveError?, elapsed: Duration, second: RankOutcome?) in
             do {
@@ -34,9 +34,8 @@ import FluxWire
                 let elapsed = ContinuousClock.now - start
                 #expect(!communicator.isUsable)
                 closed.arriveAndWait(count: 2)
-                // Generation 2 of the survivors, on the same endpoints (the old sockets are closed: rebinding works).
-                var ring2 = ringMember(rank, endpoints: Array(endpoints.prefix(2)), generation: 2, timeout: .seconds(5))
-                ring2.localEndpoint = endpoints[rank]
+                // Generation 2 of the survivors, in the same processes, right after the failure.
+                let ring2 = ringMember(rank, endpoints: endpoints2, generation: 2, timeout: .seconds(5))
                 let next = try RingCommunicator(context: context, ring: ring2)
                 defer { next.close() }
                 var outcome = RankOutcome()

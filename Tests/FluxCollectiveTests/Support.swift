@@ -4,32 +4,9 @@ import FluxProtocol
 import FluxWire
 import Synchronization
 
-/// Free TCP ports on 127.0.0.1 (bound with port 0 and released; the kernel does not hand them out again at once).
-func freePorts(_ count: Int) -> [Int] {
-    var sockets: [Int32] = []
-    var ports: [Int] = []
-    for _ in 0..<count {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        ports.append(Int(UInt16(bigEndian: address.sin_port)))
-        sockets.append(fd)
-    }
-    for fd in sockets { close(fd) }
-    return ports
-}
 
 /// The endpoints of a loopback ring of `size` ranks.
-func loopbackEndpoints(_ size: Int) -> [String] { freePorts(size).map { "tcp://127.0.0.1:\($0)" } }
+func loopbackEndpoints(_ size: Int) -> [String] { LoopbackPorts.free(size).map { "tcp://127.0.0.1:\($0)" } }
 
 /// Key pairs for a CURVE ring.
 func keyPairs(_ size: Int) throws -> [CurveKeyPair] { try (0..<size).map { _ in try CurveKeyPair.generate() } }

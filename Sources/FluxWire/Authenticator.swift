@@ -66,14 +66,16 @@ public final class Authenticator: Sendable {
             finished.signal()
         }
         thread.name = "flux-zap"
+        // The control pair first (inproc connects before the bind): if it fails, no thread has been started that
+        // nothing could stop.
+        let socket = try context.makeSocket(.pair)
+        try socket.connect(controlEndpoint)
         thread.start()
         ready.wait()
         if let error = startError.withLock({ $0 }) {
             finished.wait()
             throw error
         }
-        let socket = try context.makeSocket(.pair)
-        try socket.connect(controlEndpoint)
         control = Mutex(socket)
         context.runningAuthenticators.add(1, ordering: .releasing)
     }

@@ -102,7 +102,7 @@ public final class Socket {
 
     /// Sends `header` frames followed by `buffer` as the last frame without copying the buffer: libzmq reads
     /// it in place and releases it when done (`zmq_msg_init_data` with a free callback that keeps the buffer
-    /// alive until then). Worth it for large payloads; libzmq copies anything under 34 bytes anyway.
+    /// alive until then). Worth it for large payloads; for a few bytes the callback costs more than a copy.
     public func sendZeroCopy(_ buffer: ZeroCopyBuffer, after header: [Frame] = [], timeout: Duration? = nil) throws {
         _ = try sendParts(header.count + 1, timeout: timeout, nonBlocking: false) { index, message in
             if index < header.count {

@@ -132,8 +132,14 @@ public final class RingCommunicator {
         ownAuthenticator = nil
         if failure == nil { failure = .unusable(reason: "it was closed") }
         // (An operation's own failure stays recorded: it is what `.unusable` reports later.)
-        // Closing with linger 0 makes libzmq drop queued messages, which releases lent payloads.
-        _ = tracker.waitUntilReleased(deadline: ContinuousClock.now + .seconds(5))
+        // Closing with linger 0 makes libzmq drop queued messages, which releases lent payloads. The caller may
+        // reuse its buffer once we return, so never return while libzmq still reads from it: after 5 s, say so
+        // and keep waiting (the I/O thread finishes the close; only a wedged libzmq would keep us here).
+        if !tracker.waitUntilReleased(deadline: ContinuousClock.now + .seconds(5)) {
+            FileHandle.standardError.write(Data(
+                "flux ring: libzmq still holds a lent buffer 5 s after closing the ring; waiting for it\n".utf8))
+            _ = tracker.waitUntilReleased(deadline: .now + .seconds(365 * 24 * 3600))
+        }
     }
 
     /// Counts an operation of a ring of one, which has nothing to exchange.

@@ -9,6 +9,10 @@ Video section (`--only video` runs it alone): makes four 10 s clips with the ffm
 bench-out/video/ (see VIDEO_FILES), then per file and round times `flux-bench video` (sparse 8,
 sparse 16, full decode) and tools/anchors/video_bench.py (decord, PyAV, the ffmpeg tool), ours and
 the anchors interleaved, and reports the median over rounds.
+
+All-reduce section (`--only allreduce`): raw ZeroMQ PUSH/PULL (`flux-bench zmq-throughput`), then for 2 and 4
+ranks and 1M/22M/88M floats `flux-bench allreduce` with and without CURVE (`--ring-transport`, ipc by default)
+beside torch.distributed's Gloo (tools/anchors/gloo_bench.py); bus bandwidths in GB/s (10⁹ bytes).
 """
 from __future__ import annotations
 

@@ -18,9 +18,11 @@ extension Dataset {
             abstract: "Write a synthetic dataset whose classes differ only by motion.",
             discussion: """
                 Writes DIR/videos/NNNNN.mp4 (one file per video), DIR/train.csv and DIR/val.csv ('path,label', \
-                paths relative to DIR, a per-class split) and DIR/classes.txt. Class k moves its shapes right, \
-                left, up or down (k mod 4), twice as fast for (k / 4) mod 2 = 1, and spins them clockwise or \
-                counter-clockwise for k / 8 = 1 or 2; any single frame looks alike for every class.
+                paths relative to DIR, a per-class split) and DIR/classes.txt. Class k moves its bright shapes \
+                right, left, up or down (k mod 4) across a dark textured background, twice as fast for \
+                (k / 4) mod 2 = 1, and spins them clockwise or counter-clockwise for k / 8 = 1 or 2; smaller \
+                shapes jitter in place as distractors. A single frame cannot tell the class; --still writes that \
+                control (each video one frame of its moving version, repeated).
                 """)
 
         @Option(help: ArgumentHelp("Output folder (created if needed).", valueName: "dir"))
@@ -47,11 +49,15 @@ extension Dataset {
         @Option(help: "Encoder: automatic (libx264 if present, else mpeg4), h264 or mpeg4.")
         var encoder: VideoEncoderChoice = .automatic
 
+        @Flag(help: "The single-frame control: every video repeats one frame of its moving version.")
+        var still = false
+
         func run() throws {
             var request = SyntheticVideoDataset(
                 classes: classes, videosPerClass: videosPerClass, frames: frames, size: size, seed: seed)
             request.validationFraction = Double(valPercent) / 100
             request.encoder = encoder
+            request.still = still
             let bar = ProgressBar(label: "writing")
             let start = ContinuousClock.now
             let summary = try reportingErrors {

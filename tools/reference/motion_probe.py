@@ -8,7 +8,8 @@ Decodes a `fluxctl dataset synth` folder with PyAV (cached as frames.npz beside 
 - `--model vit`: the PyTorch reference FluxViT (tools/reference/fluxvit_ref.py, spec init) on the tiny-motion grid,
   trained with plain cross-entropy (label smoothing 0.1) and AdamW over the spec's parameter groups,
 and prints validation top-1 every 100 steps. Segment sampling as spec §6 (random offset in training, middle at
-test); `--single` repeats the first sampled frame (a single-frame control).
+test); `--single` repeats one sampled frame, picked uniformly (a single-frame control; `fluxctl dataset synth --still`
+writes the same control as files).
 
     $VENV/bin/python tools/reference/motion_probe.py --ds DIR --model vit --steps 1500 --lr 1e-3
 """
@@ -79,8 +80,8 @@ def main() -> None:
         seg = max(0.0, (n_frames - 1) / a.frames)
         idx = np.array([[round(seg * i + (np.random.rand() if train else 0.5) * seg) for i in range(a.frames)]
                         for _ in range(len(x))])
-        if a.single:
-            idx[:] = idx[:, :1]
+        if a.single:  # one of the sampled frames, picked uniformly, everywhere (its time is not given away)
+            idx[:] = idx[np.arange(len(x)), np.random.randint(0, a.frames, len(x))][:, None]
         t = torch.from_numpy(np.stack([x[b, idx[b]] for b in range(len(x))])).float().permute(0, 4, 1, 2, 3)
         return (t - mean) / std
 

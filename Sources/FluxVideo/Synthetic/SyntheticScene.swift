@@ -14,7 +14,7 @@ public struct SceneRandom: Sendable {
 
     /// What a stream is for; each purpose gets independent numbers.
     public enum Purpose: UInt64, Sendable {
-        case appearance = 1, distractorMotion = 2, actorJitter = 3, noise = 4
+        case appearance = 1, distractorMotion = 2, actorJitter = 3, noise = 4, stillFrame = 5
     }
 
     /// A stream for `purpose` of `video` (and `frame`, for per-frame noise) under `seed`.
@@ -49,7 +49,7 @@ public struct MotionClass: Sendable, Equatable {
     public let index: Int
     /// Unit direction of translation in image coordinates (y grows downwards).
     public let direction: (x: Double, y: Double)
-    /// Speed as a multiple of the base speed (size/32 pixels a frame).
+    /// Speed as a multiple of the base speed (a path across `SyntheticScene.pathFraction` of the frame).
     public let speed: Double
     /// Rotation in radians a frame; positive is clockwise on screen.
     public let spin: Double
@@ -75,18 +75,31 @@ public struct MotionClass: Sendable, Equatable {
     public static func == (a: MotionClass, b: MotionClass) -> Bool { a.index == b.index }
 }
 
-/// One synthetic video's content: a textured background, per-frame noise, and moving shapes.
+/// One synthetic video's content: a dark textured background, per-frame noise, bright moving shapes.
 ///
-/// Contract: everything a single frame shows (background, shape kinds, colours, sizes, positions and
-/// orientations) is drawn from the same distribution for every class. Positions wrap around the frame (a torus),
-/// so they stay uniform at every time step whatever the velocity; orientations start uniform. Only the motion
-/// over time tells the class: `actorCount` shapes share the class's velocity and spin, and `distractorCount`
-/// shapes move in random directions, slower than the actors, with random spin.
+/// Contract: a single frame cannot tell the class. Appearance (background, shape kinds, colours, sizes, starting
+/// orientations, where each path lies) is keyed by (seed, video) alone, and every class draws it from the same
+/// distribution. Each actor crosses the frame on a straight path that stays inside it; the path's extent is
+/// drawn so that, at a frame picked uniformly from the clip, an actor's position has the same distribution for
+/// every class (the same law along and across the motion, and a slow path starts at one of the fast path's halves).
+/// The clip as a whole does tell it: over time the actors move along the class's direction — right and left
+/// are the same path walked in opposite time order, down is right's path transposed — at the class's speed and
+/// spin. Distractors are smaller shapes that jitter in place and spin at random: they add change between frames
+/// but no direction.
+///
+/// Why bright shapes on a dark background and paths that do not wrap: a tubelet-1 ViT sees time only through
+/// attention and the position embedding; it learns "where the bright tokens are at each time" within a few
+/// hundred steps, while wrapped (torus) trajectories and same-contrast shapes left the reference model at chance
+/// for thousands (docs/benchmarks.md, "Learning the synthetic motion task").
 public struct SyntheticScene: Sendable {
     /// The shapes that move with the class's motion.
-    public static let actorCount = 3
-    /// The shapes that move randomly.
+    public static let actorCount = 1
+    /// The shapes that jitter in place.
     public static let distractorCount = 2
+    /// An actor's path at speed 1, as a fraction of the frame size (before the per-video speed jitter).
+    static let pathFraction = 0.55
+    /// A distractor's jitter, as a fraction of the frame size, in each direction and frame.
+    static let jitterFraction = 2.0 / 64
 
     /// A drawable shape kind.
     public enum ShapeKind: Int, Sendable, CaseIterable { case disc, square, triangle, cross }
@@ -96,7 +109,9 @@ public struct SyntheticScene: Sendable {
         public var kind: ShapeKind
         public var colour: (r: Double, g: Double, b: Double)
         public var radius: Double
+        /// Centre at frame 0.
         public var start: (x: Double, y: Double)
+        /// Displacement a frame (zero for distractors, which jitter around `start` instead).
         public var velocity: (x: Double, y: Double)
         public var angle: Double
         public var spin: Double
@@ -106,6 +121,8 @@ public struct SyntheticScene: Sendable {
 
     /// Frame width and height in pixels.
     public let size: Int
+    /// Frames in the clip (paths span exactly these).
+    public let frames: Int
     /// The class whose motion the actors follow.
     public let motion: MotionClass
     /// The shapes, in drawing order.
@@ -114,49 +131,67 @@ public struct SyntheticScene: Sendable {
     private let video: Int
     private var background: [Double] = []   // size·size·3, 0…255
 
-    /// Builds the scene for video `video` of class `motion` under `seed`.
-    public init(size: Int, motion: MotionClass, seed: UInt64, video: Int) {
+    /// Builds the scene for video `video` of class `motion` under `seed`, `frames` frames long.
+    ///
+    /// - Parameter fastestSpeed: the largest `MotionClass.speed` in the dataset; a path at that speed spans
+    ///   `pathFraction` of the frame, so every class's single frames share one position law.
+    public init(size: Int, frames: Int, motion: MotionClass, seed: UInt64, video: Int, fastestSpeed: Double = 1) {
+        precondition(frames >= 2, "a motion needs two frames")
+        precondition(fastestSpeed >= motion.speed, "fastestSpeed must be at least the class's speed")
         self.size = size
+        self.frames = frames
         self.motion = motion
         self.seed = seed
         self.video = video
         // Appearance never reads the class: the same (seed, video) draws the same look for any label.
         var look = SceneRandom(seed: seed, video: video, purpose: .appearance)
         background = Self.texture(size: size, random: &look)
+        var jitter = SceneRandom(seed: seed, video: video, purpose: .actorJitter)
         let s = Double(size)
+        let longest = Self.pathFraction * s * jitter.uniform(0.85, 1.15)   // the path at `fastestSpeed`
+        let path = longest * motion.speed / fastestSpeed
+        let halves = max(1, Int((fastestSpeed / motion.speed).rounded()))
+        var spins = SceneRandom(seed: seed, video: video, purpose: .distractorMotion)
         var shapes: [Shape] = []
         for i in 0..<(Self.actorCount + Self.distractorCount) {
+            let isActor = i < Self.actorCount
             let kind = ShapeKind(rawValue: look.below(ShapeKind.allCases.count))!
-            let colour = (look.uniform(0, 255), look.uniform(0, 255), look.uniform(0, 255))
-            shapes.append(Shape(
-                kind: kind, colour: colour, radius: look.uniform(0.07, 0.12) * s,
-                start: (look.uniform(0, s), look.uniform(0, s)), velocity: (0, 0),
-                angle: look.uniform(0, 2 * .pi), spin: 0, isActor: i < Self.actorCount))
-        }
-        let base = s / 32
-        var jitter = SceneRandom(seed: seed, video: video, purpose: .actorJitter)
-        let actorSpeed = base * motion.speed * jitter.uniform(0.85, 1.15)
-        var wander = SceneRandom(seed: seed, video: video, purpose: .distractorMotion)
-        for i in shapes.indices {
-            if shapes[i].isActor {
-                shapes[i].velocity = (motion.direction.x * actorSpeed, motion.direction.y * actorSpeed)
-                shapes[i].spin = motion.spin
-            } else {
-                // Slower than the actors, so the class's motion dominates the frame's change at every class speed.
-                let heading = wander.uniform(0, 2 * .pi), speed = base * wander.uniform(0.25, 0.75)
-                shapes[i].velocity = (cos(heading) * speed, sin(heading) * speed)
-                shapes[i].spin = wander.uniform(-0.2, 0.2)
+            let colour = (look.uniform(170, 255), look.uniform(170, 255), look.uniform(170, 255))
+            let radius = look.uniform(0.125, 0.17) * s * (isActor ? 1 : 0.7)
+            let angle = look.uniform(0, 2 * .pi)
+            // Both coordinates: margin + U[0, free] + U[0, longest] over a uniformly picked frame.
+            let free = max(0, s - 2 * radius - longest)
+            let alongOrigin = radius + look.uniform(0, free) + path * Double(look.below(halves))
+            let across = radius + look.uniform(0, free) + look.uniform(0, longest)
+            guard isActor else {
+                let centre = (look.uniform(radius, s - radius), look.uniform(radius, s - radius))
+                shapes.append(Shape(kind: kind, colour: colour, radius: radius, start: centre, velocity: (0, 0),
+                                    angle: angle, spin: spins.uniform(-0.2, 0.2), isActor: false))
+                continue
             }
+            // Walking the path forwards (right, down) or backwards (left, up) in time.
+            let forwards = motion.direction.x + motion.direction.y > 0
+            let along = forwards ? alongOrigin : alongOrigin + path
+            let step = path / Double(frames - 1)
+            let horizontal = motion.direction.x != 0
+            shapes.append(Shape(
+                kind: kind, colour: colour, radius: radius,
+                start: horizontal ? (along, across) : (across, along),
+                velocity: (motion.direction.x * step, motion.direction.y * step),
+                angle: angle, spin: motion.spin, isActor: true))
         }
-        // Draw actors and distractors interleaved so depth order says nothing about roles.
-        self.shapes = [shapes[0], shapes[3], shapes[1], shapes[4], shapes[2]]
+        // Distractors first, so a passing actor is never hidden behind one.
+        self.shapes = shapes.filter { !$0.isActor } + shapes.filter(\.isActor)
     }
 
-    /// The centre of `shape` at frame `t`, wrapped into the frame.
+    /// The centre of `shape` at frame `t`.
     public func centre(of shape: Shape, at t: Int) -> (x: Double, y: Double) {
-        let s = Double(size)
-        func wrap(_ v: Double) -> Double { let r = v.truncatingRemainder(dividingBy: s); return r < 0 ? r + s : r }
-        return (wrap(shape.start.x + shape.velocity.x * Double(t)), wrap(shape.start.y + shape.velocity.y * Double(t)))
+        if shape.isActor {
+            return (shape.start.x + shape.velocity.x * Double(t), shape.start.y + shape.velocity.y * Double(t))
+        }
+        var wobble = SceneRandom(seed: seed, video: video, frame: t + 1, purpose: .distractorMotion)
+        let reach = Self.jitterFraction * Double(size)
+        return (shape.start.x + wobble.uniform(-reach, reach), shape.start.y + wobble.uniform(-reach, reach))
     }
 
     /// Renders frame `t` as packed RGB24, rows top to bottom.
@@ -192,8 +227,8 @@ public struct SyntheticScene: Sendable {
                 let dx = Double(px) + 0.5 - c.x, dy = Double(py) + 0.5 - c.y
                 let u = cosA * dx + sinA * dy, v = -sinA * dx + cosA * dy
                 if !Self.contains(shape.kind, u: u, v: v, radius: r) { continue }
-                let x = ((px % size) + size) % size, y = ((py % size) + size) % size
-                let o = (y * size + x) * 3
+                guard (0..<size).contains(px), (0..<size).contains(py) else { continue }
+                let o = (py * size + px) * 3
                 pixels[o] = shape.colour.r
                 pixels[o + 1] = shape.colour.g
                 pixels[o + 2] = shape.colour.b
@@ -215,10 +250,10 @@ public struct SyntheticScene: Sendable {
         }
     }
 
-    /// A static background: two random colours mixed by random gratings and smooth value noise.
+    /// A static background: two random dark colours (0…120) mixed by random gratings and smooth value noise.
     static func texture(size: Int, random: inout SceneRandom) -> [Double] {
-        let c0 = (random.uniform(0, 255), random.uniform(0, 255), random.uniform(0, 255))
-        let c1 = (random.uniform(0, 255), random.uniform(0, 255), random.uniform(0, 255))
+        let c0 = (random.uniform(0, 120), random.uniform(0, 120), random.uniform(0, 120))
+        let c1 = (random.uniform(0, 120), random.uniform(0, 120), random.uniform(0, 120))
         var gratings: [(fx: Double, fy: Double, phase: Double, amplitude: Double)] = []
         for _ in 0..<3 {
             let cycles = random.uniform(1, 5), heading = random.uniform(0, .pi)

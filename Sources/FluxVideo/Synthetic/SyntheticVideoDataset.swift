@@ -23,6 +23,9 @@ public struct SyntheticVideoDataset: Sendable {
     public var framesPerSecond: Int = 25
     /// The encoder to use.
     public var encoder: VideoEncoderChoice = .automatic
+    /// The single-frame control: each video shows one frame of its moving version, picked uniformly (keyed by
+    /// seed and video), for all F frames. Same files, manifests and class names; no motion left to learn from.
+    public var still = false
 
     /// A request for K classes of N videos of F frames at S×S pixels.
     public init(classes: Int, videosPerClass: Int, frames: Int, size: Int, seed: UInt64) {
@@ -67,12 +70,11 @@ public struct SyntheticVideoDataset: Sendable {
         var train = "path,label\n", validation = "path,label\n"
         var encoderName = "", bytes = 0
         for label in 0..<classes {
-            let motion = MotionClass(index: label)
             for n in 0..<videosPerClass {
                 let index = label * videosPerClass + n
                 let relative = "videos/" + Self.fileName(index: index, total: total)
                 let path = folder.appendingPathComponent(relative).path
-                encoderName = try writeVideo(path: path, motion: motion, index: index)
+                encoderName = try writeVideo(path: path, index: index)
                 bytes += (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 if n < videosPerClass - validationPerClass {
                     train += "\(relative),\(label)\n"
@@ -100,8 +102,12 @@ public struct SyntheticVideoDataset: Sendable {
 
     /// The scene of video `index` (class `index / videosPerClass`).
     public func scene(index: Int) -> SyntheticScene {
-        SyntheticScene(size: size, motion: MotionClass(index: index / videosPerClass), seed: seed, video: index)
+        SyntheticScene(size: size, frames: frames, motion: MotionClass(index: index / videosPerClass), seed: seed,
+                       video: index, fastestSpeed: fastestSpeed)
     }
+
+    /// The largest class speed among the K classes (their single frames share one position law at that speed).
+    var fastestSpeed: Double { (0..<max(1, classes)).map { MotionClass(index: $0).speed }.max() ?? 1 }
 
     /// Checks the request; every problem a user can fix with a flag throws here, before any file is written.
     public func validate() throws {
@@ -125,12 +131,18 @@ public struct SyntheticVideoDataset: Sendable {
         }
     }
 
-    private func writeVideo(path: String, motion: MotionClass, index: Int) throws -> String {
-        let scene = SyntheticScene(size: size, motion: motion, seed: seed, video: index)
+    private func writeVideo(path: String, index: Int) throws -> String {
+        let scene = self.scene(index: index)
         do {
             let writer = try MP4VideoWriter(path: path, width: size, height: size,
                                             framesPerSecond: framesPerSecond, encoder: encoder)
-            for t in 0..<frames { try writer.append(rgb: scene.render(frame: t)) }
+            if still {
+                var pick = SceneRandom(seed: seed, video: index, purpose: .stillFrame)
+                let frame = scene.render(frame: pick.below(frames))
+                for _ in 0..<frames { try writer.append(rgb: frame) }
+            } else {
+                for t in 0..<frames { try writer.append(rgb: scene.render(frame: t)) }
+            }
             try writer.finish()
             return writer.encoderName
         } catch {

@@ -5,18 +5,22 @@ import Foundation
 public struct ProgressLine: Sendable {
     public var total: Int
     public var width: Int = 24
+    /// The step this run started after (a resumed run's first step); the time left is paced by this run alone.
+    public var firstStep: Int = 0
 
-    public init(total: Int, width: Int = 24) {
+    public init(total: Int, width: Int = 24, firstStep: Int = 0) {
         self.total = total
         self.width = width
+        self.firstStep = firstStep
     }
 
-    /// The line after `step` of `total` steps (1-based), `elapsed` seconds since the run started.
+    /// The line after `step` of `total` steps (1-based), `elapsed` seconds since this run started.
     public func render(step: Int, loss: Double, clipsPerSecond: Double, elapsed: Double) -> String {
         let fraction = total > 0 ? min(1, Double(step) / Double(total)) : 1
         let filled = Int((fraction * Double(width)).rounded(.down))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        let remaining = step > 0 ? elapsed / Double(step) * Double(max(total - step, 0)) : 0
+        let done = step - firstStep
+        let remaining = done > 0 ? elapsed / Double(done) * Double(max(total - step, 0)) : 0
         let digits = String(total).count
         let stepText = String(repeating: " ", count: max(0, digits - String(step).count)) + String(step)
         return "step \(stepText)/\(total) \(bar) loss \(String(format: "%.4f", loss)) · "

@@ -148,11 +148,11 @@ public final class Trainer {
     /// Runs `steps` steps (default: to the end of the run), calling `progress` after each, until
     /// `shouldStop` says so (checked between steps, e.g. after Ctrl-C). Returns the steps run.
     @discardableResult
-    public func train(steps: Int? = nil, shouldStop: () -> Bool = { false }, progress: (StepReport) -> Void = { _ in }) throws -> Int {
+    public func train(steps: Int? = nil, shouldStop: () -> Bool = { false }, progress: (StepReport) throws -> Void = { _ in }) throws -> Int {
         let target = min(totalSteps, state.step + (steps ?? totalSteps))
         var ran = 0
         while state.step < target, !shouldStop() {
-            progress(try step())
+            try progress(try step())
             ran += 1
         }
         return ran

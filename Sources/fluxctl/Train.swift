@@ -32,7 +32,7 @@ struct Train: ParsableCommand {
     @Option(help: "Stop after this many steps (default: all epochs).") var steps: Int?
     @Option(help: "Epochs.") var epochs: Int = 1
     @Option(help: "Global batch (clips per step).") var batch: Int = 4
-    @Option(help: "Flux frame counts to draw from, e.g. 6,8,10.") var frames: String = "4"
+    @Option(help: "Flux frame counts to draw from, e.g. 6,8,10 (default: the model's num_frames).") var frames: String?
     @Option(help: "Flux resolutions to draw from (multiples of patch_size), e.g. 112,140.") var resolutions: String?
     @Option(help: "Token range min,max for the drawn grid.") var tokens: String = "1,1000000"
     @Option(help: "Training budgets, largest first (default: the model's).") var budgets: String?
@@ -44,6 +44,7 @@ struct Train: ParsableCommand {
     @Option(help: "Clip the global gradient norm to this.") var clipGrad: Double?
     @Option(help: "Label smoothing.") var labelSmoothing: Float = 0.1
     @Option(help: "Checkpoint every N steps (0: only at the end and on Ctrl-C).") var checkpointEvery: Int = 0
+    @Option(help: "Also validate every N steps (0: only at the end); each result is a metrics line.") var valEvery: Int = 0
     @Flag(name: .customLong("no-flip"), help: "No random horizontal flips (for labels that depend on left and right, e.g. motion direction).") var noFlip = false
     @Option(help: "Smallest area fraction of the random resized crop.") var cropScale: Double = 0.08
     @Option(help: "Seed.") var seed: UInt64 = 0
@@ -53,6 +54,7 @@ struct Train: ParsableCommand {
         guard local else { throw ValidationError("only --local training exists so far: add --local") }
         if train == nil && synthetic == nil { throw ValidationError("give --train MANIFEST (with --val) or --synthetic N") }
         if let synthetic, synthetic < batch { throw ValidationError("--synthetic \(synthetic) is fewer clips than one --batch \(batch)") }
+        if valEvery < 0 { throw ValidationError("--val-every must be 0 (only at the end) or a positive step count") }
     }
 
     func run() throws {
@@ -81,7 +83,7 @@ struct Train: ParsableCommand {
         let tokenRange = try list(tokens, "--tokens")
         guard tokenRange.count == 2, tokenRange[0] <= tokenRange[1] else { throw ValidationError("--tokens takes min,max") }
         let planner = try SamplingPlanner(
-            frames: try list(frames, "--frames"), resolutions: try list(resolutions ?? "\(modelConfig.imgSize)", "--resolutions"),
+            frames: try list(frames ?? "\(modelConfig.numFrames)", "--frames"), resolutions: try list(resolutions ?? "\(modelConfig.imgSize)", "--resolutions"),
             patchSize: modelConfig.patchSize, tokenRange: tokenRange[0]...tokenRange[1])
 
         var config = TrainingConfig()
@@ -126,6 +128,25 @@ struct Train: ParsableCommand {
         }
         let metrics = try MetricsLog(path: outURL.appendingPathComponent("metrics.jsonl").path)
 
+        // Validation: the middle feasible grid, one test clip a video (or N/4 other synthetic clips).
+        let validationPlan = planner.feasible[planner.feasible.count / 2]
+        var validate: (() throws -> [Evaluation.Accuracy])?
+        if let validationVideos {
+            validate = {
+                try Evaluation.accuracy(model: net, count: validationVideos.count, batch: batch) { i in
+                    validationVideos.testSample(index: i, frames: validationPlan.frames, size: validationPlan.resolution)
+                }.accuracies
+            }
+        } else if train == nil {
+            let validation = SyntheticClips(count: max(count / 4, batch), classes: modelConfig.numClasses, seed: seed &+ 1_000_003, globalBatch: batch)
+            validate = {
+                try Evaluation.accuracy(model: net, count: validation.count, batch: batch) { i in
+                    Sample(clip: validation.clip(index: i, frames: validationPlan.frames, size: validationPlan.resolution),
+                           label: i % modelConfig.numClasses)
+                }.accuracies
+            }
+        }
+
         let stop = StopFlag()
         signal(SIGINT, SIG_IGN)
         let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
@@ -135,19 +156,31 @@ struct Train: ParsableCommand {
 
         let total = steps.map { min($0, trainer.totalSteps - trainer.state.step) } ?? (trainer.totalSteps - trainer.state.step)
         note("training \(modelConfig.embedDim)-wide, depth \(modelConfig.depth), on \(count) \(train == nil ? "synthetic clips" : "videos"): \(total) steps of \(batch) clips, budgets \(modelConfig.budgets)")
-        let line = ProgressLine(total: trainer.state.step + total)
+        let line = ProgressLine(total: trainer.state.step + total, firstStep: trainer.state.step)
         let interactive = isatty(STDERR_FILENO) != 0
         let start = Date()
         var clips = 0
+        var validationSeconds = 0.0   // kept out of clips/s and the ETA
         try trainer.train(steps: total, shouldStop: { stop.isSet }) { report in
             metrics.append(report)
             clips += report.samples
+            let training = Date().timeIntervalSince(start) - validationSeconds
             let text = line.render(step: report.step + 1, loss: report.meanLoss,
-                                   clipsPerSecond: Double(clips) / Date().timeIntervalSince(start), elapsed: Date().timeIntervalSince(start))
+                                   clipsPerSecond: Double(clips) / training, elapsed: training)
             if interactive {
                 FileHandle.standardError.write(Data("\r\(text)".utf8))
             } else if (report.step + 1) % 10 == 0 || report.step + 1 == line.total {
                 FileHandle.standardError.write(Data("\(text)\n".utf8))
+            }
+            if valEvery > 0, let validate, (report.step + 1) % valEvery == 0, report.step + 1 < line.total {
+                // Between steps the model holds the weights just updated; the metrics line keeps the curve.
+                let validationStart = Date()
+                let accuracies = try validate()
+                validationSeconds += Date().timeIntervalSince(validationStart)
+                metrics.append(step: report.step + 1, accuracies: accuracies)
+                let top1 = accuracies.map { String(format: "%.1f%%", $0.top1 * 100) }.joined(separator: " / ")
+                if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                note("validation after step \(report.step + 1): top-1 \(top1) (budgets \(accuracies.map(\.budget)))")
             }
             if report.skippedNonFinite {
                 note("step \(report.step): non-finite loss or gradient at budget \(report.nonFiniteBudget.map(String.init) ?? "?"); step skipped")
@@ -163,27 +196,13 @@ struct Train: ParsableCommand {
         if let videos, !videos.unreadable.isEmpty {
             note("\(videos.unreadable.count) unreadable video(s) skipped, e.g. line \(videos.unreadable[0].line) '\(videos.unreadable[0].path)': \(videos.unreadable[0].reason)")
         }
-        let plan = planner.feasible[planner.feasible.count / 2]
-        let accuracies: [Evaluation.Accuracy]
-        var validationCount = 0
-        if let validationVideos {
-            validationCount = validationVideos.count
-            accuracies = try Evaluation.accuracy(model: net, count: validationVideos.count, batch: batch) { i in
-                validationVideos.testSample(index: i, frames: plan.frames, size: plan.resolution)
-            }.accuracies
-        } else if train != nil {
+        guard let validate else {
             note("no --val manifest: skipping validation")
             return
-        } else {
-            let validation = SyntheticClips(count: max(count / 4, batch), classes: modelConfig.numClasses, seed: seed &+ 1_000_003, globalBatch: batch)
-            validationCount = validation.count
-            accuracies = try Evaluation.accuracy(model: net, count: validation.count, batch: batch) { i in
-                Sample(clip: validation.clip(index: i, frames: plan.frames, size: plan.resolution), label: i % modelConfig.numClasses)
-            }.accuracies
         }
-        _ = validationCount
+        let accuracies = try validate()
         metrics.append(step: trainer.state.step, accuracies: accuracies)
-        print("validation (\(accuracies.first?.samples ?? 0) clips, \(plan.frames)×\(plan.resolution)²):")
+        print("validation (\(accuracies.first?.samples ?? 0) clips, \(validationPlan.frames)×\(validationPlan.resolution)²):")
         for a in accuracies {
             print("  budget \(String(a.budget).padding(toLength: 6, withPad: " ", startingAt: 0)) head \(a.head)  top-1 \(String(format: "%5.1f", a.top1 * 100))%  top-5 \(String(format: "%5.1f", a.top5 * 100))%")
         }

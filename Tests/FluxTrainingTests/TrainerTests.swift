@@ -270,6 +270,9 @@ import Testing
     @Test func render_showsStepBarLossRateAndETA() {
         let line = ProgressLine(total: 200, width: 10).render(step: 50, loss: 1.23456, clipsPerSecond: 3.21, elapsed: 30)
         #expect(line == "step  50/200 ██········ loss 1.2346 · 3.2 clips/s · ETA 1m30s")
+        // Resumed after step 40: 10 steps in 30 s, 150 to go.
+        let resumed = ProgressLine(total: 200, width: 10, firstStep: 40).render(step: 50, loss: 1, clipsPerSecond: 1, elapsed: 30)
+        #expect(resumed.hasSuffix("ETA 7m30s"), "\(resumed)")
         #expect(ProgressLine.duration(3725) == "1h02m")
         #expect(ProgressLine.duration(7) == "7s")
     }

@@ -5,8 +5,10 @@ import Testing
 /// The end-to-end bar of the video pipeline: `fluxctl dataset synth` writes real encoded videos whose classes
 /// differ only by motion, and `fluxctl train --local` learns them well above chance (25% for 4 classes).
 ///
-/// A smaller run than the figure in docs/benchmarks.md ("Learning the synthetic motion task": 500 videos a
-/// class, 1,000 steps): 250 videos a class, 400 steps of 16 clips, about 1.5 minutes on 2 idle cores.
+/// A shorter run than the figure in docs/benchmarks.md ("Learning the synthetic motion task": 1,000 steps):
+/// 800 steps of 16 clips on 400 videos a class, about 3 minutes on 2 idle cores. Learning leaves a plateau after
+/// 200–300 steps at a seed-dependent moment, so the run is long enough for a late seed (that section has the
+/// figures); the seed is fixed, so the run is the same on every machine with the same thread count.
 @Suite struct LearnsMotionTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -18,7 +20,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let data = folder.appendingPathComponent("motion").path
         let synth = try BuiltTool.run("fluxctl", ["dataset", "synth", "--out", data, "--classes", "4",
-                                                  "--videos-per-class", "250", "--frames", "16", "--size", "64",
+                                                  "--videos-per-class", "500", "--frames", "16", "--size", "64",
                                                   "--seed", "7"])
         try #require(synth.status == 0, "\(synth.stderr)")
 
@@ -29,7 +31,7 @@ import Testing
             "--no-flip", "--crop-scale", "1", "--seed", "7", "--threads", "2",
         ])
         try #require(train.status == 0, "\(train.stderr)")
-        #expect(train.stderr.contains("on 800 videos: 400 steps of 16 clips"), "\(train.stderr)")
+        #expect(train.stderr.contains("on 1600 videos: 800 steps of 16 clips"), "\(train.stderr)")
         // "  budget 128    head 0  top-1  72.2%  top-5 100.0%": one line per training budget.
         let top1 = train.stdout.split(separator: "\n").filter { $0.contains("top-1") }.compactMap { line -> Double? in
             let fields = line.split(separator: " ")

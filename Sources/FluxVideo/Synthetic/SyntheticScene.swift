@@ -79,13 +79,13 @@ public struct MotionClass: Sendable, Equatable {
 ///
 /// Contract: a single frame cannot tell the class. Appearance (background, shape kinds, colours, sizes, starting
 /// orientations, where each path lies) is keyed by (seed, video) alone, and every class draws it from the same
-/// distribution. Each actor crosses the frame on a straight path that stays inside it; the path's extent is
-/// drawn so that, at a frame picked uniformly from the clip, an actor's position has the same distribution for
-/// every class (the same law along and across the motion, and a slow path starts at one of the fast path's halves).
-/// The clip as a whole does tell it: over time the actors move along the class's direction — right and left
-/// are the same path walked in opposite time order, down is right's path transposed — at the class's speed and
-/// spin. Distractors are smaller shapes that jitter in place and spin at random: they add change between frames
-/// but no direction.
+/// distribution. Each of the two actors crosses the frame on a straight path that stays inside it; the path's
+/// extent is drawn so that, at a frame picked uniformly from the clip, an actor's position has the same
+/// distribution for every class (the same law along and across the motion, and a slow path starts at one of the
+/// fast path's halves). The clip as a whole does tell it: over time the actors move along the class's
+/// direction (right and left are the same path walked in opposite time order, down is right's path transposed)
+/// at the class's speed and spin. Distractors are smaller shapes that jitter in place and spin at random: they
+/// add change between frames but no direction.
 ///
 /// Why bright shapes on a dark background and paths that do not wrap: a tubelet-1 ViT sees time only through
 /// attention and the position embedding; it learns "where the bright tokens are at each time" within a few
@@ -93,7 +93,7 @@ public struct MotionClass: Sendable, Equatable {
 /// for thousands (docs/benchmarks.md, "Learning the synthetic motion task").
 public struct SyntheticScene: Sendable {
     /// The shapes that move with the class's motion.
-    public static let actorCount = 1
+    public static let actorCount = 2
     /// The shapes that jitter in place.
     public static let distractorCount = 2
     /// An actor's path at speed 1, as a fraction of the frame size (before the per-video speed jitter).

@@ -60,7 +60,7 @@ def panel(y0, title, xmax, ylo, yhi, yticks, fmt, series, chance=None):
     if chance is not None:
         out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{Y(chance):.1f}" y2="{Y(chance):.1f}" stroke="#888" '
                    f'stroke-dasharray="6 4"/>')
-        out.append(f'<text x="{W - RIGHT - 4}" y="{Y(chance) - 5:.1f}" font-size="12" fill="#666" '
+        out.append(f'<text x="{W - RIGHT - 4}" y="{Y(chance) + 15:.1f}" font-size="12" fill="#666" '
                    f'text-anchor="end">chance</text>')
     for i, (label, colour, points, marks) in enumerate(series):
         clipped = [(x, min(max(y, ylo), yhi)) for x, y in points]
@@ -68,7 +68,7 @@ def panel(y0, title, xmax, ylo, yhi, yticks, fmt, series, chance=None):
         out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         if marks:
             out += [f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="3" fill="{colour}"/>' for x, y in clipped]
-        ly = y0 + TOP + 14 + 18 * i
+        ly = y0 + TOP + ph / 2 - 9 * len(series) + 18 * i + 4  # legend mid-height, right: clear of the curves here
         out.append(f'<line x1="{W - RIGHT - 230}" x2="{W - RIGHT - 206}" y1="{ly - 4}" y2="{ly - 4}" '
                    f'stroke="{colour}" stroke-width="3"/>')
         out.append(f'<text x="{W - RIGHT - 200}" y="{ly}" font-size="12">{label}</text>')

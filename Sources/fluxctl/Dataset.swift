@@ -32,7 +32,7 @@ extension Dataset {
         var classes: Int = 4
 
         @Option(name: .customLong("videos-per-class"), help: "Videos for each class.")
-        var videosPerClass: Int = 50
+        var videosPerClass: Int = 500
 
         @Option(help: "Frames in each video.")
         var frames: Int = 16

@@ -7,9 +7,9 @@ import Testing
 ///
 /// A shorter run than the figure in docs/benchmarks.md ("Learning the synthetic motion task": 500 steps):
 /// 400 steps of 32 clips on 400 videos a class, about 3 minutes on 2 idle cores. Learning leaves a plateau at a
-/// seed-dependent moment; over seeds 1, 2, 4 and 7 this run ended at 61–98% with 1 thread, and seed 7 at 57.2% with the 2 threads used
-/// here (that section has the table). The
-/// seed is fixed, so the run is the same on every machine with the same thread count.
+/// seed-dependent moment: over seeds 1, 2, 4 and 7 this run ended at 61–98% with 1 thread, and seed 7 at 57.2%
+/// with the 2 threads used here (that section has the table). The seed is fixed, so the run is the same on every
+/// machine with the same thread count.
 @Suite struct LearnsMotionTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()

@@ -129,7 +129,11 @@ public final class Authenticator: Sendable {
         _ = try? socket.send(["STOP"], timeout: .seconds(5))
         _ = try? socket.receive(timeout: .seconds(5))
         socket.close()
-        finished.wait()
+        // The handler polls with a timeout only while a log line is pending; if STOP never reached it, closing
+        // the context is what wakes it, so say so rather than hang silently.
+        while finished.wait(timeout: .now() + 10) == .timedOut {
+            state.log("flux-zap: the ZAP handler has not stopped after 10 s; waiting (closing the ZMQ context ends it)")
+        }
         context.runningAuthenticators.subtract(1, ordering: .releasing)
     }
 
@@ -175,7 +179,17 @@ public final class Authenticator: Sendable {
         }
         loop: while true {
             let timeout = log.nextFlush.map { max(.zero, $0 - .now) }
-            guard let ready = try? poller.poll(timeout: timeout) else { break }
+            let ready: Poller.Result
+            do {
+                ready = try poller.poll(timeout: timeout)
+            } catch {
+                // A closed context is the normal way out; anything else would leave CURVE servers refusing every
+                // client with no reason given, so it is logged.
+                if case .contextTerminated = error as? WireError {} else {
+                    state.log("flux-zap: polling failed (\(error)); the ZAP handler stops and CURVE handshakes fail")
+                }
+                break
+            }
             if let line = log.flush(at: .now) { state.log(line) }
             if ready.isReadable(control), let frames = try? control.receive(timeout: .zero) {
                 switch frames.first?.string {
@@ -211,7 +225,11 @@ public final class Authenticator: Sendable {
                     refuse("\(request.mechanism) peer from \(request.address) (domain '\(request.domain)'): "
                         + decision.text)
                 }
-                _ = try? zap.send(request.reply(decision), timeout: .seconds(1))
+                do {
+                    try zap.send(request.reply(decision), timeout: .seconds(1))
+                } catch {
+                    state.log("flux-zap: could not answer the ZAP request of \(request.address): \(error)")
+                }
             }
             for monitor in monitors where ready.isReadable(monitor.socket) {
                 while let event = try? monitor.next(timeout: .zero) {

@@ -27,7 +27,10 @@ func ringMember(
 }
 
 /// Runs `body(rank)` on `count` threads at once and returns each one's result, in rank order.
-func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T) -> [T] {
+///
+/// Every ring operation has its own deadline, so the ranks always return; if one ever does not within
+/// `deadline`, the test process stops with a message instead of hanging the suite.
+func onThreads<T: Sendable>(_ count: Int, deadline: TimeInterval = 300, _ body: @escaping @Sendable (Int) -> T) -> [T] {
     let results = Mutex<[Int: T]>([:])
     let group = DispatchGroup()
     for rank in 0..<count {
@@ -40,7 +43,10 @@ func onThreads<T: Sendable>(_ count: Int, _ body: @escaping @Sendable (Int) -> T
         thread.stackSize = 1 << 20
         thread.start()
     }
-    group.wait()
+    guard group.wait(timeout: .now() + deadline) == .success else {
+        let done = results.withLock { $0.keys.sorted() }
+        fatalError("onThreads: ranks \(Set(0..<count).subtracting(done).sorted()) still running after \(deadline) s")
+    }
     return results.withLock { dict in (0..<count).map { dict[$0]! } }
 }
 

@@ -36,7 +36,7 @@ struct AllReduceBench: ParsableCommand {
             ? (0..<ranks).map {
                 Ring.sameHostEndpoint(job: JobID("flux-bench-\(getpid())"), generation: 1, rank: $0)
             }
-            : LoopbackPorts.free(ranks).map { "tcp://127.0.0.1:\($0)" }
+            : try LoopbackPorts.free(ranks).map { "tcp://127.0.0.1:\($0)" }
         let secrets = security == "curve" ? try (0..<ranks).map { _ in try CurveKeyPair.generate().secretKey.z85 } : []
         let executable = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).resolvingSymlinksInPath()
         var children: [(Process, Pipe)] = []

@@ -6,7 +6,13 @@ import Synchronization
 
 
 /// The endpoints of a loopback ring of `size` ranks.
-func loopbackEndpoints(_ size: Int) -> [String] { LoopbackPorts.free(size).map { "tcp://127.0.0.1:\($0)" } }
+func loopbackEndpoints(_ size: Int) -> [String] {
+    do {
+        return try LoopbackPorts.free(size).map { "tcp://127.0.0.1:\($0)" }
+    } catch {
+        fatalError("no free loopback ports for the test ring: \(error)")
+    }
+}
 
 /// Key pairs for a CURVE ring.
 func keyPairs(_ size: Int) throws -> [CurveKeyPair] { try (0..<size).map { _ in try CurveKeyPair.generate() } }

@@ -1,4 +1,5 @@
 import CZeroMQ
+import Foundation
 
 /// A socket option with a typed value. Durations are rounded up to whole milliseconds.
 public enum SocketOption: Sendable {
@@ -47,18 +48,18 @@ extension Socket {
     public func set(_ option: SocketOption) throws {
         switch option {
         case let .linger(duration):
-            try setInt(ZMQ_LINGER, duration.map { Int32(milliseconds($0)) } ?? -1, name: option.name)
+            try setInt(ZMQ_LINGER, try duration.map { try cInt(milliseconds($0), option.name) } ?? -1, name: option.name)
         case let .sendHighWaterMark(count):
-            try setInt(ZMQ_SNDHWM, Int32(count), name: option.name)
+            try setInt(ZMQ_SNDHWM, try cInt(count, option.name), name: option.name)
         case let .receiveHighWaterMark(count):
-            try setInt(ZMQ_RCVHWM, Int32(count), name: option.name)
+            try setInt(ZMQ_RCVHWM, try cInt(count, option.name), name: option.name)
         case let .heartbeat(interval, timeout, ttl):
-            try setInt(ZMQ_HEARTBEAT_IVL, Int32(milliseconds(interval)), name: "ZMQ_HEARTBEAT_IVL")
-            try setInt(ZMQ_HEARTBEAT_TIMEOUT, Int32(milliseconds(timeout)), name: "ZMQ_HEARTBEAT_TIMEOUT")
-            try setInt(ZMQ_HEARTBEAT_TTL, Int32(milliseconds(ttl)), name: "ZMQ_HEARTBEAT_TTL")
+            try setInt(ZMQ_HEARTBEAT_IVL, try cInt(milliseconds(interval), "ZMQ_HEARTBEAT_IVL"), name: "ZMQ_HEARTBEAT_IVL")
+            try setInt(ZMQ_HEARTBEAT_TIMEOUT, try cInt(milliseconds(timeout), "ZMQ_HEARTBEAT_TIMEOUT"), name: "ZMQ_HEARTBEAT_TIMEOUT")
+            try setInt(ZMQ_HEARTBEAT_TTL, try cInt(milliseconds(ttl), "ZMQ_HEARTBEAT_TTL"), name: "ZMQ_HEARTBEAT_TTL")
         case let .reconnectInterval(interval, maximum):
-            try setInt(ZMQ_RECONNECT_IVL, Int32(milliseconds(interval)), name: "ZMQ_RECONNECT_IVL")
-            try setInt(ZMQ_RECONNECT_IVL_MAX, Int32(milliseconds(maximum)), name: "ZMQ_RECONNECT_IVL_MAX")
+            try setInt(ZMQ_RECONNECT_IVL, try cInt(milliseconds(interval), "ZMQ_RECONNECT_IVL"), name: "ZMQ_RECONNECT_IVL")
+            try setInt(ZMQ_RECONNECT_IVL_MAX, try cInt(milliseconds(maximum), "ZMQ_RECONNECT_IVL_MAX"), name: "ZMQ_RECONNECT_IVL_MAX")
         case let .routerMandatory(on):
             try setInt(ZMQ_ROUTER_MANDATORY, on ? 1 : 0, name: option.name)
         case let .routingID(bytes):
@@ -91,6 +92,16 @@ extension Socket {
     }
 
     /// Sets an `int` option, with the option's name and value in the error.
+    /// `value` as the C int libzmq takes; out of range (a duration over about 24.8 days, a count over 2³¹ − 1) is a
+    /// typed error, not a trap.
+    func cInt(_ value: Int, _ name: String) throws -> Int32 {
+        guard let exact = Int32(exactly: value) else {
+            throw WireError.callFailed(call: "zmq_setsockopt", target: "\(name) = \(value)", errno: EINVAL,
+                                       reason: "out of range for a C int (at most \(Int32.max))")
+        }
+        return exact
+    }
+
     func setInt(_ option: Int32, _ value: Int32, name: String) throws {
         var value = value
         guard zmq_setsockopt(handle, option, &value, MemoryLayout<Int32>.size) == 0 else {

@@ -137,6 +137,19 @@ import Testing
         }
     }
 
+    @Test func options_outOfCIntRange_throwTypedErrorsNamingTheOption() throws {
+        let context = try ZMQContext()
+        try context.withSocket(.dealer) { dealer in
+            // 30 days of linger is 2,592,000,000 ms, past the C int libzmq takes: an error, not a trap.
+            let linger = #expect(throws: WireError.self) { try dealer.set(.linger(.seconds(30 * 86_400))) }
+            guard case let .callFailed(call, target, _, _) = linger else { Issue.record("\(String(describing: linger))"); return }
+            #expect(call == "zmq_setsockopt" && target == "ZMQ_LINGER = 2592000000", "\(target)")
+            let hwm = #expect(throws: WireError.self) { try dealer.set(.sendHighWaterMark(1 << 40)) }
+            guard case let .callFailed(_, hwmTarget, _, _) = hwm else { Issue.record("\(String(describing: hwm))"); return }
+            #expect(hwmTarget.hasPrefix("ZMQ_SNDHWM = "), "\(hwmTarget)")
+        }
+    }
+
     @Test func poller_twoSockets_reportsOnlyTheOneWithAMessage() throws {
         let context = try ZMQContext()
         let a = try context.makeSocket(.pull), b = try context.makeSocket(.pull)

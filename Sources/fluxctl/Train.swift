@@ -130,7 +130,7 @@ struct Train: ParsableCommand {
 
         // Validation: the middle feasible grid, one test clip a video (or N/4 other synthetic clips).
         let validationPlan = planner.feasible[planner.feasible.count / 2]
-        var validate: (() throws -> [Evaluation.Accuracy])?
+        let validate: (() throws -> [Evaluation.Accuracy])?
         if let validationVideos {
             validate = {
                 try Evaluation.accuracy(model: net, count: validationVideos.count, batch: batch) { i in
@@ -145,6 +145,8 @@ struct Train: ParsableCommand {
                            label: i % modelConfig.numClasses)
                 }.accuracies
             }
+        } else {
+            validate = nil
         }
 
         let stop = StopFlag()

@@ -16,11 +16,13 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: FluxCtlInferTests.fluxctl.path), "build fluxctl first (make test does)")
         let out = Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let first = try FluxCtlInferTests.run(Self.arguments + ["--out", out, "--steps", "3"])
+        let first = try FluxCtlInferTests.run(Self.arguments + ["--out", out, "--steps", "3", "--val-every", "2"])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stdout.contains("validation") && first.stdout.contains("budget 24"), "\(first.stdout)")
+        #expect(first.stderr.contains("validation after step 2: top-1 "), "\(first.stderr)")
         let metrics = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        #expect(metrics.count == 4, "3 steps and one validation line")
+        #expect(metrics.count == 5, "3 steps, a validation line after step 2 and one at the end")
+        #expect(metrics.filter { $0.contains(#""kind":"validation""#) && $0.contains(#""step":2"#) }.count == 1)
         #expect(FileManager.default.fileExists(atPath: out + "/checkpoints/step-000000003/state.json"))
 
         let second = try FluxCtlInferTests.run(Self.arguments + ["--out", out, "--steps", "2", "--resume"])

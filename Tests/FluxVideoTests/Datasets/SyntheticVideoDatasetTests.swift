@@ -79,6 +79,25 @@ import Testing
         #expect(video.frames.count == 5 && video.width == 32)
     }
 
+    @Test func write_still_repeatsOneFrameOfTheMovingVideo() throws {
+        let folder = Fixtures.temporaryFolder("still")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var request = SyntheticVideoDataset(classes: 1, videosPerClass: 1, frames: 6, size: 32, seed: 5)
+        request.still = true
+        try request.write(to: folder)
+        let frames = try Fixtures.decodeAll(path: folder.appendingPathComponent("videos/00000.mp4").path).frames
+        func meanDifference(_ a: [UInt8], _ b: [UInt8]) -> Double {
+            zip(a, b).reduce(0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(a.count)
+        }
+        #expect(frames.count == 6)
+        // Every decoded frame is the same picture (the encoder may leave a trace of its own).
+        for frame in frames.dropFirst() { #expect(meanDifference(frame, frames[0]) < 1) }
+        // And that picture is one of the moving version's frames: far closer to it (encoding error, about 8 grey
+        // levels here) than to any other (the shapes have moved: about 24 and more).
+        let distances = (0..<6).map { meanDifference(request.scene(index: 0).render(frame: $0), frames[0]) }.sorted()
+        #expect(distances[0] < 0.5 * distances[1], "mean differences to the moving frames: \(distances)")
+    }
+
     @Test(arguments: [(25, 4, 16, 64, "classes"), (2, 0, 16, 64, "videos per class"), (2, 2, 1, 64, "frames"),
                       (2, 2, 16, 63, "size")])
     func write_outOfRangeRequest_throwsNamingTheParameter(k: Int, n: Int, f: Int, s: Int, name: String) throws {

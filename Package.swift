@@ -11,12 +11,16 @@ let package = Package(
     products: [
         .executable(name: "fluxctl", targets: ["fluxctl"]),
         .executable(name: "flux-bench", targets: ["flux-bench"]),
+        .executable(name: "fluxd", targets: ["fluxd"]),
         .library(name: "FluxViT", targets: ["FluxViT"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // System-library shims, found through pkg-config (design §2).
@@ -34,6 +38,9 @@ let package = Package(
         // Video: FFmpeg demux, decode and seek; sampling; transforms; manifests; the synthetic dataset writer.
         .target(name: "FluxVideo", dependencies: ["FluxTensor", "CFFmpeg"]),
 
+        // Job specs: YAML through Yams, validation that lists every issue with its field path.
+        .target(name: "FluxJobs", dependencies: ["FluxTraining", "FluxViT", .product(name: "Yams", package: "Yams")]),
+
         // The glue between training and video: VideoDataset: ClipSource.
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo"]),
 
@@ -44,11 +51,42 @@ let package = Package(
         // Network: the ring collectives (all-reduce, broadcast, barrier) over FluxWire, framed by FluxProtocol.
         .target(name: "FluxCollective", dependencies: ["FluxWire", "FluxProtocol"]),
 
+        // FluxProtocol messages over FluxWire sockets (shared by the daemons and the client).
+        .target(name: "FluxTransport", dependencies: ["FluxWire", "FluxProtocol"]),
+
+        // The daemons: pure machines in I/O shells (design §1, §4).
+        .target(
+            name: "FluxCoordinator",
+            dependencies: [
+                "FluxProtocol", "FluxWire", "FluxTransport", "FluxJobs", "FluxTraining",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        .target(
+            name: "FluxWorker",
+            dependencies: [
+                "FluxProtocol", "FluxWire", "FluxTransport", "FluxCollective", "FluxData", "FluxJobs",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // The typed client of the coordinator's client endpoint (fluxctl and the system tests).
+        .target(name: "FluxClient", dependencies: ["FluxProtocol", "FluxWire", "FluxTransport"]),
+
         // Executables: thin command trees.
+        .executableTarget(
+            name: "fluxd",
+            dependencies: [
+                "FluxCoordinator", "FluxWorker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
         .executableTarget(
             name: "fluxctl",
             dependencies: [
-                "FluxViT", "FluxTraining", "FluxData", "FluxVideo", "FluxWire",
+                "FluxViT", "FluxTraining", "FluxData", "FluxVideo", "FluxWire", "FluxClient", "FluxJobs",
+                "FluxProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -67,7 +105,12 @@ let package = Package(
         .testTarget(name: "FluxDataTests", dependencies: ["FluxData", "FluxTestKit"]),
         .testTarget(name: "FluxWireTests", dependencies: ["FluxWire", "FluxTestKit"]),
         .testTarget(
-            name: "FluxCollectiveTests", dependencies: ["FluxCollective", "FluxTraining", "FluxTestKit"]),
+            name: "FluxCollectiveTests", dependencies: ["FluxCollective", "FluxTraining", "FluxWorker", "FluxTestKit"]),
+        .testTarget(name: "FluxJobsTests", dependencies: ["FluxJobs"]),
+        .testTarget(name: "FluxCoordinatorTests", dependencies: ["FluxCoordinator", "FluxProtocol"]),
+        .testTarget(
+            name: "FluxSystemTests",
+            dependencies: ["FluxClient", "FluxProtocol", "FluxViT", "FluxTestKit", "FluxWire"]),
         .testTarget(
             name: "FluxProtocolTests",
             dependencies: ["FluxProtocol", .product(name: "PropertyBased", package: "swift-property-based")]),

@@ -1,6 +1,6 @@
 /// A string-valued id or code that travels in JSON as a plain string: literals, `init(_:)` and `description` for free.
-public protocol StringIdentifier: RawRepresentable, Codable, Hashable, Sendable, ExpressibleByStringLiteral,
-    CustomStringConvertible where RawValue == String
+public protocol StringIdentifier: RawRepresentable, Codable, Hashable, Comparable, Sendable,
+    ExpressibleByStringLiteral, CustomStringConvertible where RawValue == String
 {
     /// Wraps a raw value.
     init(rawValue: String)
@@ -13,6 +13,8 @@ extension StringIdentifier {
     public init(stringLiteral value: String) { self.init(rawValue: value) }
     /// The raw value itself.
     public var description: String { rawValue }
+    /// Ordered by raw value (listings and deterministic iteration).
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// A job's id, chosen by the coordinator when the job is submitted (for example `j-000042`).

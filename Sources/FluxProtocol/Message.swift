@@ -29,6 +29,12 @@ public enum MessageType: String, Codable, Sendable, CaseIterable {
     case taskFinished = "task_finished"
     /// Worker → coordinator: a task ended badly.
     case taskFailed = "task_failed"
+    /// Worker → coordinator: a ring operation failed; the rank rolled back and waits for a new generation.
+    case ringBroken = "ring_broken"
+    /// Worker → coordinator: the worker leaves its job's ring at a commit.
+    case leave
+    /// Worker → coordinator: a line of the job's log.
+    case log
 
     // Client ⇄ coordinator (the client endpoint).
     /// Client → coordinator: submit a job spec.
@@ -55,6 +61,14 @@ public enum MessageType: String, Codable, Sendable, CaseIterable {
     case results
     /// Coordinator → client: result rows.
     case resultsReply = "results_reply"
+    /// Client → coordinator: ask for a job's events.
+    case events
+    /// Coordinator → client: a job's events.
+    case eventsReply = "events_reply"
+    /// Client → coordinator: ask for a job's checkpoints.
+    case checkpoints
+    /// Coordinator → client: a job's checkpoints.
+    case checkpointsReply = "checkpoints_reply"
 
     /// Any direction, as a reply: a request could not be served.
     case error
@@ -150,6 +164,20 @@ public enum Message: Sendable, Equatable {
     case results(ResultsRequest)
     /// Coordinator → client: result rows.
     case resultsReply(ResultsReply)
+    /// Worker → coordinator: a ring operation failed.
+    case ringBroken(RingBroken)
+    /// Worker → coordinator: leaving at a commit.
+    case leave(Leave)
+    /// Worker → coordinator: a job log line.
+    case log(JobLog)
+    /// Client → coordinator: a job's events.
+    case events(EventsRequest)
+    /// Coordinator → client: events.
+    case eventsReply(EventsReply)
+    /// Client → coordinator: a job's checkpoints.
+    case checkpoints(CheckpointsRequest)
+    /// Coordinator → client: checkpoints.
+    case checkpointsReply(CheckpointsReply)
     /// A request could not be served.
     case error(ErrorReply)
 
@@ -181,6 +209,13 @@ public enum Message: Sendable, Equatable {
         case let .workersReply(b): b
         case let .results(b): b
         case let .resultsReply(b): b
+        case let .ringBroken(b): b
+        case let .leave(b): b
+        case let .log(b): b
+        case let .events(b): b
+        case let .eventsReply(b): b
+        case let .checkpoints(b): b
+        case let .checkpointsReply(b): b
         case let .error(b): b
         }
     }
@@ -218,6 +253,13 @@ extension MessageType {
         case .workersReply: try .decoding(WorkersReply.self, from: decoder, Message.workersReply)
         case .results: try .decoding(ResultsRequest.self, from: decoder, Message.results)
         case .resultsReply: try .decoding(ResultsReply.self, from: decoder, Message.resultsReply)
+        case .ringBroken: try .decoding(RingBroken.self, from: decoder, Message.ringBroken)
+        case .leave: try .decoding(Leave.self, from: decoder, Message.leave)
+        case .log: try .decoding(JobLog.self, from: decoder, Message.log)
+        case .events: try .decoding(EventsRequest.self, from: decoder, Message.events)
+        case .eventsReply: try .decoding(EventsReply.self, from: decoder, Message.eventsReply)
+        case .checkpoints: try .decoding(CheckpointsRequest.self, from: decoder, Message.checkpoints)
+        case .checkpointsReply: try .decoding(CheckpointsReply.self, from: decoder, Message.checkpointsReply)
         case .error: try .decoding(ErrorReply.self, from: decoder, Message.error)
         }
     }

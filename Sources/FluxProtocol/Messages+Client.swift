@@ -56,11 +56,18 @@ public struct JobStatus: Codable, Hashable, Sendable {
     public var total: Int
     /// The latest notable event (`rank 2 lost; generation 3 formed`), if any.
     public var message: String?
+    /// Recent mean training losses, oldest first (at most 100), for training jobs.
+    public var losses: [Double]?
+    /// Clips per second over the last reports, for training jobs.
+    public var rate: Double?
+    /// The step of the last commit the ranks reported.
+    public var committedStep: Int?
 
     /// A job's status.
     public init(
         job: JobID, name: String, kind: JobKind, state: JobState, generation: UInt64? = nil, workers: Int,
-        done: Int, total: Int, message: String? = nil
+        done: Int, total: Int, message: String? = nil, losses: [Double]? = nil, rate: Double? = nil,
+        committedStep: Int? = nil
     ) {
         self.job = job
         self.name = name
@@ -71,6 +78,14 @@ public struct JobStatus: Codable, Hashable, Sendable {
         self.done = done
         self.total = total
         self.message = message
+        self.losses = losses
+        self.rate = rate
+        self.committedStep = committedStep
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case job, name, kind, state, generation, workers, done, total, message, losses, rate
+        case committedStep = "committed_step"
     }
 }
 
@@ -202,11 +217,14 @@ public struct WorkerInfo: Codable, Hashable, Sendable {
     public var task: TaskRef?
     /// Milliseconds since the coordinator last heard from it.
     public var lastSeenMS: Int64
+    /// Its process id and host, as it registered them.
+    public var pid: Int?
+    public var host: String?
 
     /// A worker's entry.
     public init(
         workerID: WorkerID, dataEndpoint: String, cores: Int, version: String, state: WorkerState,
-        task: TaskRef? = nil, lastSeenMS: Int64
+        task: TaskRef? = nil, lastSeenMS: Int64, pid: Int? = nil, host: String? = nil
     ) {
         self.workerID = workerID
         self.dataEndpoint = dataEndpoint
@@ -215,11 +233,13 @@ public struct WorkerInfo: Codable, Hashable, Sendable {
         self.state = state
         self.task = task
         self.lastSeenMS = lastSeenMS
+        self.pid = pid
+        self.host = host
     }
 
     enum CodingKeys: String, CodingKey {
         case workerID = "worker_id", dataEndpoint = "data_endpoint", cores, version, state, task
-        case lastSeenMS = "last_seen_ms"
+        case lastSeenMS = "last_seen_ms", pid, host
     }
 }
 

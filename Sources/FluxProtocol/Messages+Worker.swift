@@ -18,11 +18,16 @@ public struct Register: HeaderOnlyBody {
     public var version: String
     /// The task the worker is still running when it re-registers, so a restarted coordinator can adopt it.
     public var runningTask: TaskRef?
+    /// The worker's process id and host name, for `fluxctl workers` and diagnosis.
+    public var pid: Int?
+    public var host: String?
+    /// The step of the running task's last commit, when re-registering with one.
+    public var committedStep: Int?
 
     /// A registration.
     public init(
         workerID: WorkerID, dataEndpoint: String, publicKey: String? = nil, cores: Int, version: String,
-        runningTask: TaskRef? = nil
+        runningTask: TaskRef? = nil, pid: Int? = nil, host: String? = nil, committedStep: Int? = nil
     ) {
         self.workerID = workerID
         self.dataEndpoint = dataEndpoint
@@ -30,11 +35,14 @@ public struct Register: HeaderOnlyBody {
         self.cores = cores
         self.version = version
         self.runningTask = runningTask
+        self.pid = pid
+        self.host = host
+        self.committedStep = committedStep
     }
 
     enum CodingKeys: String, CodingKey {
         case workerID = "worker_id", dataEndpoint = "data_endpoint", publicKey = "public_key", cores, version
-        case runningTask = "running_task"
+        case runningTask = "running_task", pid, host, committedStep = "committed_step"
     }
 
     /// Requires a non-empty id and endpoint and at least one core.

@@ -41,33 +41,65 @@ public enum Checkpoint {
     public static func save(
         model: FluxViTModel, optimizer: AdamW, state: TrainingState, in directory: URL, keep: Int
     ) throws(CheckpointError) -> URL {
+        try write(files: files(model: model, optimizer: optimizer, state: state), step: state.step,
+                  in: directory, keep: keep)
+    }
+
+    /// The files of a checkpoint folder as bytes: `model.safetensors`, `optimizer.safetensors`, `state.json`
+    /// (what rank 0 sends the coordinator in a `checkpoint` message).
+    public static func files(
+        model: FluxViTModel, optimizer: AdamW, state: TrainingState
+    ) throws(CheckpointError) -> [(name: String, contents: Data)] {
+        let params = model.parameters
+        var moments: [String: SafeTensors.Value] = [:]
+        for slot in params.slots {
+            let avg = Array(UnsafeBufferPointer(start: optimizer.expAvg + slot.offset, count: slot.count))
+            let sq = Array(UnsafeBufferPointer(start: optimizer.expAvgSq + slot.offset, count: slot.count))
+            moments["exp_avg.\(slot.name)"] = .float(.init(shape: slot.shape, scalars: avg))
+            moments["exp_avg_sq.\(slot.name)"] = .float(.init(shape: slot.shape, scalars: sq))
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            return [
+                ("model.safetensors", try SafeTensors.encode(params.file(metadata: ["format": "\(formatVersion)"]))),
+                ("optimizer.safetensors", try SafeTensors.encode(.init(
+                    tensors: moments, metadata: ["format": "\(formatVersion)", "step": "\(optimizer.step)"]))),
+                ("state.json", try encoder.encode(state)),
+            ]
+        } catch {
+            throw .unwritable(path: "step \(state.step)", reason: "cannot encode: \(error)")
+        }
+    }
+
+    /// Writes checkpoint files into `directory/step-NNNNNNNNN` atomically and keeps only the newest `keep`.
+    ///
+    /// The files go to a temporary folder, each file and the folder are fsynced, then the folder is renamed into
+    /// place. Replacing a folder of the same step renames the old one aside first and removes it last; a crash in
+    /// between leaves it as `.replaced-step-NNNNNNNNN`, which `latest(in:)` puts back.
+    @discardableResult
+    public static func write(
+        files: [(name: String, contents: Data)], step: Int, in directory: URL, keep: Int
+    ) throws(CheckpointError) -> URL {
         let fm = FileManager.default
-        let final = directory.appendingPathComponent(folderName(step: state.step))
-        let temporary = directory.appendingPathComponent(".tmp-\(folderName(step: state.step))-\(ProcessInfo.processInfo.processIdentifier)")
+        let final = directory.appendingPathComponent(folderName(step: step))
+        let pid = ProcessInfo.processInfo.processIdentifier
+        let temporary = directory.appendingPathComponent(".tmp-\(folderName(step: step))-\(pid)")
+        let replaced = directory.appendingPathComponent(".replaced-\(folderName(step: step))")
         do {
             try fm.createDirectory(at: directory, withIntermediateDirectories: true)
             try? fm.removeItem(at: temporary)
             try fm.createDirectory(at: temporary, withIntermediateDirectories: false)
-            let params = model.parameters
-            try write(SafeTensors.encode(params.file(metadata: ["format": "\(formatVersion)"])), to: temporary.appendingPathComponent("model.safetensors"))
-            var moments: [String: SafeTensors.Value] = [:]
-            for slot in params.slots {
-                let avg = Array(UnsafeBufferPointer(start: optimizer.expAvg + slot.offset, count: slot.count))
-                let sq = Array(UnsafeBufferPointer(start: optimizer.expAvgSq + slot.offset, count: slot.count))
-                moments["exp_avg.\(slot.name)"] = .float(.init(shape: slot.shape, scalars: avg))
-                moments["exp_avg_sq.\(slot.name)"] = .float(.init(shape: slot.shape, scalars: sq))
-            }
-            try write(SafeTensors.encode(.init(tensors: moments, metadata: ["format": "\(formatVersion)", "step": "\(optimizer.step)"])),
-                      to: temporary.appendingPathComponent("optimizer.safetensors"))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try write(try encoder.encode(state), to: temporary.appendingPathComponent("state.json"))
+            for file in files { try write(file.contents, to: temporary.appendingPathComponent(file.name)) }
             try fsync(path: temporary.path)
-            if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
-            guard rename(temporary.path, final.path) == 0 else {
-                throw CheckpointError.unwritable(path: final.path, reason: String(cString: strerror(errno)))
+            let replacing = fm.fileExists(atPath: final.path)
+            if replacing {
+                try? fm.removeItem(at: replaced)
+                try rename(final, to: replaced)
             }
+            try rename(temporary, to: final)
             try fsync(path: directory.path)
+            if replacing { try? fm.removeItem(at: replaced) }
         } catch let error as CheckpointError {
             try? fm.removeItem(at: temporary)
             throw error
@@ -79,9 +111,24 @@ public enum Checkpoint {
         return final
     }
 
+    private static func rename(_ source: URL, to destination: URL) throws(CheckpointError) {
+        guard Foundation.rename(source.path, destination.path) == 0 else {
+            throw .unwritable(path: destination.path, reason: "rename: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// The newest complete checkpoint folder in `directory`, if any.
     public static func latest(in directory: URL) -> URL? {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        // A replacement interrupted between its two renames: the old folder is whole; put it back.
+        for name in names where name.hasPrefix(".replaced-step-") {
+            let original = String(name.dropFirst(".replaced-".count))
+            if !names.contains(original),
+               Foundation.rename(directory.appendingPathComponent(name).path,
+                                 directory.appendingPathComponent(original).path) == 0 {
+                names.append(original)
+            }
+        }
         return names.filter { $0.hasPrefix("step-") }.sorted().last.map { directory.appendingPathComponent($0) }
     }
 

@@ -35,7 +35,7 @@ public protocol GradientReducer: AnyObject {
 /// Why a reduction did not complete.
 public enum ReductionError: Error, Equatable, CustomStringConvertible {
     case peerLost(rank: Int, reason: String)
-    case generationChanged(from: Int, to: Int)
+    case generationChanged(from: UInt64, to: UInt64)
     case timedOut(seconds: Double)
 
     public var description: String {

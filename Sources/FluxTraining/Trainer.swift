@@ -20,6 +20,29 @@ public struct TrainingConfig: Sendable {
     public init() {}
 }
 
+/// A rank's in-memory commit: everything a step depends on, so rolling back to it and training on
+/// gives the same steps again.
+public struct TrainingCommit: Sendable {
+    /// The training state (step and data cursor) at the commit.
+    public var state: TrainingState
+    /// AdamW's step count.
+    public var optimizerStep: Int
+    /// The flat parameter buffer, the store's layout.
+    public var parameters: [Float]
+    /// AdamW's first and second moments, the store's layout.
+    public var expAvg: [Float]
+    public var expAvgSq: [Float]
+
+    /// A commit.
+    public init(state: TrainingState, optimizerStep: Int, parameters: [Float], expAvg: [Float], expAvgSq: [Float]) {
+        self.state = state
+        self.optimizerStep = optimizerStep
+        self.parameters = parameters
+        self.expAvg = expAvg
+        self.expAvgSq = expAvgSq
+    }
+}
+
 /// What one step did, for progress displays and logs.
 public struct StepReport: Sendable {
     public var step: Int
@@ -54,7 +77,8 @@ public final class Trainer {
     public let optimizer: AdamW
     public let planner: SamplingPlanner
     public let source: ClipSource
-    public let reducer: GradientReducer
+    /// The reducer of the current ring generation; an elastic worker replaces it at each new generation.
+    public var reducer: GradientReducer
     public let stepsPerEpoch: Int
     public let schedule: LearningRateSchedule
     public private(set) var state: TrainingState
@@ -96,6 +120,34 @@ public final class Trainer {
     public func saveCheckpoint() throws -> URL? {
         guard let directory = config.checkpointDirectory else { return nil }
         return try Checkpoint.save(model: model, optimizer: optimizer, state: state, in: directory, keep: config.keepCheckpoints)
+    }
+
+    /// Copies parameters, optimizer moments and the training state (the data cursor included) into
+    /// memory: the commit an elastic rank rolls back to when its ring breaks (design §4).
+    public func commit() -> TrainingCommit {
+        let count = model.parameters.count
+        return TrainingCommit(
+            state: state, optimizerStep: optimizer.step,
+            parameters: Array(UnsafeBufferPointer(start: model.parameters.values, count: count)),
+            expAvg: Array(UnsafeBufferPointer(start: optimizer.expAvg, count: count)),
+            expAvgSq: Array(UnsafeBufferPointer(start: optimizer.expAvgSq, count: count)))
+    }
+
+    /// Restores a commit of this model's shape exactly: the next step is the commit's step.
+    public func rollback(to commit: TrainingCommit) {
+        let count = model.parameters.count
+        precondition(commit.parameters.count == count, "a commit of another model: \(commit.parameters.count) vs \(count) parameters")
+        commit.parameters.withUnsafeBufferPointer { model.parameters.values.update(from: $0.baseAddress!, count: count) }
+        commit.expAvg.withUnsafeBufferPointer { optimizer.expAvg.update(from: $0.baseAddress!, count: count) }
+        commit.expAvgSq.withUnsafeBufferPointer { optimizer.expAvgSq.update(from: $0.baseAddress!, count: count) }
+        optimizer.restore(step: commit.optimizerStep)
+        model.parametersChanged()
+        state = commit.state
+    }
+
+    /// The checkpoint folder's files as bytes (for the `checkpoint` message; `Checkpoint.write` puts them on disk).
+    public func checkpointFiles() throws(CheckpointError) -> [(name: String, contents: Data)] {
+        try Checkpoint.files(model: model, optimizer: optimizer, state: state)
     }
 
     /// Runs one step.

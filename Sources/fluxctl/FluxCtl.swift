@@ -5,7 +5,8 @@ import ArgumentParser
 struct FluxCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fluxctl",
-        abstract: "Run FluxViT models and (soon) drive a Flux cluster.",
-        discussion: "Cluster commands (submit, status, logs, cancel, workers, results, up) arrive with the coordinator.",
-        subcommands: [Infer.self, Train.self, Dataset.self, Keys.self])
+        abstract: "Run FluxViT models and drive a Flux cluster.",
+        discussion: "Start a local cluster with `fluxctl up --workers 2`, submit a job with `fluxctl submit configs/jobs/quickstart.yaml --wait`.",
+        subcommands: [Up.self, Down.self, SubmitCommand.self, Jobs.self, Status.self, Logs.self, Events.self, Cancel.self,
+                      Workers.self, Checkpoints.self, Infer.self, Train.self, Dataset.self, Keys.self])
 }

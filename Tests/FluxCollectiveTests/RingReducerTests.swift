@@ -3,48 +3,7 @@ import Testing
 import FluxCollective
 import FluxTraining
 import FluxWire
-
-/// The training core's `GradientReducer` over a ring, as the worker will hold it (style §A: FluxCollective does
-/// not know FluxTraining, so the conformance lives with its user; until the worker exists, here).
-///
-/// The step totals travel in the same all-reduce as the gradients, as a trailer of `2 + lossSums.count` fp32 values
-/// after them (docs/protocol.md, "Ring data frames"): the sample count (exact below 2²⁴), each loss sum, and the
-/// non-finite flag. The loss sums are summed in fp32 (relative error about 1e-7, enough for logging and the loss
-/// average). Every rank must have the same number of loss terms.
-final class RingAllReduce: GradientReducer {
-    let communicator: RingCommunicator
-
-    init(communicator: RingCommunicator) { self.communicator = communicator }
-
-    var worldSize: Int { communicator.ring.size }
-    var rank: Int { communicator.ring.rank }
-
-    func allReduce(
-        gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals
-    ) throws(ReductionError) {
-        var trailer: [Float] = [Float(totals.samples)]
-        trailer += totals.lossSums.map { Float($0) }
-        trailer.append(Float(totals.nonFinite))
-        do {
-            try trailer.withUnsafeMutableBufferPointer { tail throws(CollectiveError) in
-                try communicator.allReduce(UnsafeMutableBufferPointer(start: gradients, count: count), trailer: tail)
-            }
-        } catch {
-            switch error {
-            case let .peerTimeout(rank, _, _, waited):
-                let (seconds, attoseconds) = waited.components
-                throw rank == communicator.ring.left || rank == communicator.ring.right
-                    ? .timedOut(seconds: Double(seconds) + Double(attoseconds) / 1e18)
-                    : .peerLost(rank: rank, reason: "\(error)")
-            default:
-                throw .peerLost(rank: communicator.ring.left, reason: "\(error)")
-            }
-        }
-        totals.samples = Double(trailer[0])
-        totals.lossSums = totals.lossSums.indices.map { Double(trailer[1 + $0]) }
-        totals.nonFinite = Double(trailer[trailer.count - 1])
-    }
-}
+import FluxWorker
 
 @Suite struct RingReducerTests {
     @Test func gradientReducer_ring_sumsGradientsAndTotalsInOneOperation() throws {

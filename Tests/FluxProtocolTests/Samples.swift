@@ -31,6 +31,23 @@ enum Samples {
         ])
 
     static let all: [Message] = [
+        .ringBroken(RingBroken(job: "j-000042", generation: 3, rank: 1, suspect: "w-a", disconnected: true,
+                               reason: "left neighbour's connection closed")),
+        .ringBroken(RingBroken(job: "j-000042", generation: 4, rank: 0, disconnected: false, reason: "timeout")),
+        .leave(Leave(job: "j-000042", step: 40)),
+        .log(JobLog(job: "j-000042", level: "warning", text: "2 unreadable videos skipped")),
+        .events(EventsRequest(job: "j-000042")),
+        .eventsReply(EventsReply(job: "j-000042", events: [
+            JobEvent(id: 7, timeMS: 1_700_000_000_000, kind: "worker_lost", worker: "w-a", text: "w-a lost"),
+            JobEvent(id: 8, timeMS: 1_700_000_000_500, kind: "generation", text: "generation 4: 2 ranks"),
+        ])),
+        .checkpoints(CheckpointsRequest(job: "j-000042")),
+        .checkpointsReply(CheckpointsReply(job: "j-000042", checkpoints: [
+            CheckpointInfo(step: 20, path: "/state/jobs/j-000042/checkpoints/step-000000020", timeMS: 1_700_000_000_000),
+        ])),
+        .register(Register(workerID: "w-d", dataEndpoint: "ipc:///tmp/w-d", cores: 2, version: "0.3.0",
+                           runningTask: TaskRef(job: "j-000042", task: "rank"), pid: 4242, host: "node-3",
+                           committedStep: 40)),
         .register(Register(workerID: "w-b", dataEndpoint: "tcp://10.0.0.6:7410", publicKey: key, cores: 2,
                            version: "0.3.0", runningTask: TaskRef(job: "j-000042", task: "rank"))),
         .register(Register(workerID: "w-b", dataEndpoint: "tcp://127.0.0.1:7410", cores: 8, version: "0.3.0")),

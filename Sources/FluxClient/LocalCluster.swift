@@ -1,0 +1,152 @@
+import Foundation
+import FluxWire
+
+/// A cluster on this machine, as `fluxctl up` makes it (design §1): a coordinator and N workers under one state
+/// dir, keys generated and allowlisted, loopback endpoints, daemons spawned as processes (never through a shell).
+///
+/// Layout: `DIR/cluster.json`, `DIR/coordinator.pid`, `DIR/keys/{coordinator,client}.{key,pub}`,
+/// `DIR/workers.allow`, `DIR/clients.allow`, `DIR/workers/wN/{worker.key,coordinator.pub,worker.pid}`,
+/// `DIR/logs/*.log`. `up` is idempotent: it starts only what is not running.
+public struct LocalCluster {
+    /// The state dir.
+    public let directory: URL
+    /// The `fluxd` executable.
+    public let fluxd: URL
+
+    /// A cluster in `directory`, driven with `fluxd`.
+    public init(directory: URL, fluxd: URL) {
+        self.directory = directory.standardizedFileURL
+        self.fluxd = fluxd
+    }
+
+    /// Whether a process is alive.
+    public static func isAlive(_ pid: Int32) -> Bool { pid > 0 && kill(pid, 0) == 0 }
+
+    func pid(at path: URL) -> Int32? {
+        (try? String(contentsOf: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// The coordinator's pid, if it runs.
+    public var coordinatorPID: Int32? {
+        pid(at: directory.appendingPathComponent("coordinator.pid")).flatMap { Self.isAlive($0) ? $0 : nil }
+    }
+
+    /// Every worker folder, `w0`, `w1`, … in order.
+    public var workerDirectories: [URL] {
+        let root = directory.appendingPathComponent("workers")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        return names.filter { $0.hasPrefix("w") }.sorted { Int($0.dropFirst()) ?? 0 < Int($1.dropFirst()) ?? 0 }
+            .map { root.appendingPathComponent($0) }
+    }
+
+    /// Running workers' pids by folder.
+    public var workerPIDs: [(URL, Int32)] {
+        workerDirectories.compactMap { dir in
+            pid(at: dir.appendingPathComponent("worker.pid")).flatMap { Self.isAlive($0) ? (dir, $0) : nil }
+        }
+    }
+
+    /// Starts what is missing so that `workers` workers (at least) run; `add` more on top.
+    /// Returns the number of workers expected to be running.
+    @discardableResult
+    public func up(workers: Int, add: Int = 0, threadsPerWorker: Int, insecure: Bool = false) throws -> Int {
+        let fm = FileManager.default
+        try fm.createDirectory(at: directory.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        try fm.createDirectory(at: directory.appendingPathComponent("keys"), withIntermediateDirectories: true)
+        let cluster: ClusterFile
+        if let existing = try? ClusterFile.load(stateDirectory: directory) {
+            cluster = existing
+        } else {
+            let ports = try LoopbackPorts.free(2)
+            cluster = ClusterFile(workerEndpoint: "tcp://127.0.0.1:\(ports[0])", clientEndpoint: "tcp://127.0.0.1:\(ports[1])",
+                                  insecure: insecure)
+            try cluster.save(stateDirectory: directory)
+        }
+        let keys = directory.appendingPathComponent("keys")
+        if !cluster.insecure {
+            for name in ["coordinator", "client"] where !fm.fileExists(atPath: keys.appendingPathComponent("\(name).key").path) {
+                _ = try CurveKeyPair.generate().save(name: name, in: keys)
+            }
+            try fm.copyItem(atPath: keys.appendingPathComponent("client.pub").path, toFileIfMissing: directory.appendingPathComponent("clients.allow").path)
+        }
+        // Worker folders: the existing ones, plus new ones up to the count asked for.
+        var folders = workerDirectories
+        let wanted = max(workers, folders.count) + add
+        while folders.count < wanted {
+            let folder = directory.appendingPathComponent("workers/w\(folders.count)")
+            try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+            if !cluster.insecure {
+                _ = try CurveKeyPair.generate().save(name: "worker", in: folder)
+                try? fm.removeItem(at: folder.appendingPathComponent("coordinator.pub"))
+                try fm.copyItem(at: keys.appendingPathComponent("coordinator.pub"), to: folder.appendingPathComponent("coordinator.pub"))
+            }
+            folders.append(folder)
+        }
+        if !cluster.insecure {
+            // The allowlist holds every worker's key; a running coordinator reloads it when the file changes.
+            let lines = try folders.map { folder in
+                try String(contentsOf: folder.appendingPathComponent("worker.pub"), encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines) + " " + folder.lastPathComponent
+            }
+            try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("workers.allow"), atomically: true, encoding: .utf8)
+        }
+        if coordinatorPID == nil {
+            var arguments = ["coordinator", "--state-dir", directory.path, "--worker-endpoint", cluster.workerEndpoint,
+                             "--client-endpoint", cluster.clientEndpoint]
+            if cluster.insecure { arguments.append("--insecure") }
+            _ = try spawn(arguments, log: "coordinator.log")
+        }
+        let running = Set(workerPIDs.map(\.0.path))
+        for folder in folders.prefix(wanted) where !running.contains(folder.path) {
+            var arguments = ["worker", "--coordinator", cluster.workerEndpoint, "--state-dir", folder.path,
+                             "--data-endpoint", "ipc://\(Self.ringDirectory(for: directory))/\(folder.lastPathComponent)",
+                             "--threads", "\(threadsPerWorker)"]
+            if cluster.insecure { arguments.append("--insecure") }
+            let pid = try spawn(arguments, log: "\(folder.lastPathComponent).log")
+            try "\(pid)\n".write(to: folder.appendingPathComponent("worker.pid"), atomically: true, encoding: .utf8)
+        }
+        return wanted
+    }
+
+    /// A short folder for the workers' ring sockets (a Unix socket path holds at most 107 bytes).
+    public static func ringDirectory(for directory: URL) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in directory.path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let path = "/tmp/flux-\(getuid())-\(String(hash, radix: 16).prefix(10))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Stops every daemon: SIGTERM (workers leave, the coordinator drains), SIGKILL after `timeout`.
+    public func down(timeout: TimeInterval = 20) -> [Int32] {
+        var pids = workerPIDs.map(\.1)
+        if let coordinator = coordinatorPID { pids.append(coordinator) }
+        for pid in pids { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline, pids.contains(where: Self.isAlive) { usleep(50_000) }
+        for pid in pids where Self.isAlive(pid) { kill(pid, SIGKILL) }
+        return pids
+    }
+
+    /// Starts `fluxd ARGS` detached from this process, output appended to `DIR/logs/LOG`; returns its pid.
+    func spawn(_ arguments: [String], log: String) throws -> Int32 {
+        let process = Process()
+        process.executableURL = fluxd
+        process.arguments = arguments
+        let logURL = directory.appendingPathComponent("logs/\(log)")
+        if !FileManager.default.fileExists(atPath: logURL.path) { FileManager.default.createFile(atPath: logURL.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: logURL)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process.processIdentifier
+    }
+}
+
+extension FileManager {
+    func copyItem(atPath source: String, toFileIfMissing destination: String) throws {
+        if !fileExists(atPath: destination) { try copyItem(atPath: source, toPath: destination) }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import FluxProtocol
+import GRDB
+
+/// The coordinator's durable state in SQLite (GRDB, WAL): jobs, events, log lines, checkpoints and known workers,
+/// with versioned migrations. A restarted coordinator rebuilds its machine from here.
+///
+/// Contract: one coordinator per state dir (`StateDirectoryLock`); every write is a transaction, so a SIGKILL loses
+/// at most the write in flight, never a submitted or finished job.
+public final class Store: Sendable {
+    private let database: DatabasePool
+
+    /// Opens (creating and migrating) `DIR/coordinator.sqlite`.
+    public init(path: String) throws(CoordinatorError) {
+        do {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            database = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(database)
+        } catch {
+            throw .store(path: path, reason: "\(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "jobs") { t in
+                t.primaryKey("id", .text)
+                t.column("sequence", .integer).notNull()
+                t.column("state", .text).notNull()
+                t.column("record", .blob).notNull()
+                t.column("created_ms", .integer).notNull()
+            }
+            try db.create(table: "events") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("job", .text).notNull().indexed()
+                t.column("time_ms", .integer).notNull()
+                t.column("kind", .text).notNull()
+                t.column("worker", .text)
+                t.column("text", .text).notNull()
+            }
+            try db.create(table: "logs") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("job", .text).notNull().indexed()
+                t.column("time_ms", .integer).notNull()
+                t.column("level", .text).notNull()
+                t.column("text", .text).notNull()
+            }
+            try db.create(table: "checkpoints") { t in
+                t.column("job", .text).notNull()
+                t.column("step", .integer).notNull()
+                t.column("path", .text).notNull()
+                t.column("time_ms", .integer).notNull()
+                t.primaryKey(["job", "step"])
+            }
+            try db.create(table: "workers") { t in
+                t.primaryKey("id", .text)
+                t.column("public_key", .text)
+                t.column("last_seen_ms", .integer).notNull()
+            }
+        }
+        return migrator
+    }
+
+    static func nowMS() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    private func write<T>(_ body: (Database) throws -> T) throws(CoordinatorError) -> T {
+        do { return try database.write(body) } catch { throw .store(path: database.path, reason: "\(error)") }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws(CoordinatorError) -> T {
+        do { return try database.read(body) } catch { throw .store(path: database.path, reason: "\(error)") }
+    }
+
+    /// Inserts or replaces a job's row.
+    public func save(_ job: TrainingJob) throws(CoordinatorError) {
+        let record: Data
+        do { record = try JSONEncoder().encode(job) } catch { throw .store(path: database.path, reason: "\(error)") }
+        try write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO jobs (id, sequence, state, record, created_ms) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET state = excluded.state, record = excluded.record
+                    """,
+                arguments: [job.id.rawValue, job.sequence, job.state.rawValue, record, Self.nowMS()])
+        }
+    }
+
+    /// Every job, in submission order.
+    public func jobs() throws(CoordinatorError) -> [TrainingJob] {
+        let rows = try read { db in try Data.fetchAll(db, sql: "SELECT record FROM jobs ORDER BY sequence") }
+        do {
+            return try rows.map { try JSONDecoder().decode(TrainingJob.self, from: $0) }
+        } catch {
+            throw .store(path: database.path, reason: "a job record does not decode: \(error)")
+        }
+    }
+
+    /// The next job id (`j-000001`, …), unique across restarts.
+    public func nextJobID() throws(CoordinatorError) -> JobID {
+        let count = try read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), -1) + 1 FROM jobs") ?? 0 }
+        return JobID(rawValue: String(format: "j-%06d", count + 1))
+    }
+
+    /// Appends an event.
+    public func appendEvent(job: JobID, kind: String, worker: WorkerID?, text: String) throws(CoordinatorError) {
+        try write { db in
+            try db.execute(sql: "INSERT INTO events (job, time_ms, kind, worker, text) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [job.rawValue, Self.nowMS(), kind, worker?.rawValue, text])
+        }
+    }
+
+    /// A job's events, oldest first.
+    public func events(job: JobID) throws(CoordinatorError) -> [JobEvent] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM events WHERE job = ? ORDER BY id", arguments: [job.rawValue]).map {
+                JobEvent(id: UInt64($0["id"] as Int64), timeMS: $0["time_ms"], kind: $0["kind"],
+                         worker: ($0["worker"] as String?).map(WorkerID.init(rawValue:)), text: $0["text"])
+            }
+        }
+    }
+
+    /// Appends a log line.
+    public func appendLog(job: JobID, level: String, text: String) throws(CoordinatorError) {
+        try write { db in
+            try db.execute(sql: "INSERT INTO logs (job, time_ms, level, text) VALUES (?, ?, ?, ?)",
+                           arguments: [job.rawValue, Self.nowMS(), level, text])
+        }
+    }
+
+    /// A job's log lines after `after`, at most `limit`.
+    public func logs(job: JobID, after: UInt64, limit: Int) throws(CoordinatorError) -> [LogLine] {
+        try read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM logs WHERE job = ? AND id > ? ORDER BY id LIMIT ?",
+                arguments: [job.rawValue, Int64(clamping: after), limit]
+            ).map { LogLine(id: UInt64($0["id"] as Int64), timeMS: $0["time_ms"], level: $0["level"], text: $0["text"]) }
+        }
+    }
+
+    /// Records a stored checkpoint.
+    public func addCheckpoint(job: JobID, step: Int, path: String) throws(CoordinatorError) {
+        try write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO checkpoints (job, step, path, time_ms) VALUES (?, ?, ?, ?)",
+                           arguments: [job.rawValue, step, path, Self.nowMS()])
+        }
+    }
+
+    /// A job's checkpoints, oldest first.
+    public func checkpoints(job: JobID) throws(CoordinatorError) -> [CheckpointInfo] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM checkpoints WHERE job = ? ORDER BY step", arguments: [job.rawValue])
+                .map { CheckpointInfo(step: $0["step"], path: $0["path"], timeMS: $0["time_ms"]) }
+        }
+    }
+}

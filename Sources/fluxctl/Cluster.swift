@@ -1,0 +1,330 @@
+import ArgumentParser
+import Foundation
+import FluxClient
+import FluxJobs
+import FluxProtocol
+import FluxTraining
+import FluxWire
+
+/// Where a client command finds its cluster: `--state-dir` (default `.flux/` or `FLUX_STATE_DIR`), or a remote
+/// coordinator with `--coordinator ENDPOINT --key FILE --coordinator-key FILE`.
+struct ClusterOptions: ParsableArguments {
+    @Option(help: "The cluster's state dir (default: FLUX_STATE_DIR or .flux).") var stateDir: String?
+    @Option(help: "A remote coordinator's client endpoint (instead of --state-dir).") var coordinator: String?
+    @Option(help: "This client's key file (with --coordinator).") var key: String?
+    @Option(help: "The coordinator's public key file (with --coordinator).") var coordinatorKey: String?
+    @Flag(help: "Output JSON for scripts.") var json = false
+
+    var directory: URL {
+        URL(fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["FLUX_STATE_DIR"] ?? ".flux")
+    }
+
+    func client() throws -> FluxClient {
+        if let coordinator {
+            guard let key, let coordinatorKey else {
+                return try FluxClient(endpoint: coordinator, keys: nil, serverKey: nil)
+            }
+            return try FluxClient(endpoint: coordinator, keys: try CurveKeyPair.load(keyFile: key),
+                                  serverKey: try CurveKeyPair.loadPublicKey(coordinatorKey))
+        }
+        return try FluxClient.local(stateDirectory: directory)
+    }
+}
+
+/// Prints JSON for `--json`.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Runs a client command, turning its typed errors into one `error:` line and exit status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let error as ExitCode { throw error } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// The `fluxd` next to this `fluxctl`.
+func fluxdExecutable() -> URL {
+    let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+    return me.deletingLastPathComponent().appendingPathComponent("fluxd")
+}
+
+struct Up: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a local cluster: a coordinator and N workers on this machine (keys generated, loopback).",
+        discussion: "Idempotent: on a state dir whose daemons died it starts what is missing. --add K adds workers to a running cluster (they join running jobs at their next commit).")
+
+    @Option(help: "Workers to run.") var workers: Int = 2
+    @Option(help: "Workers to add to those running.") var add: Int = 0
+    @Option(help: "Compute threads per worker.") var threadsPerWorker: Int = 1
+    @Option(help: "State dir (default: FLUX_STATE_DIR or .flux).") var stateDir: String?
+    @Flag(help: "Plain TCP on loopback, no keys.") var insecure = false
+    @Option(help: "Seconds to wait for the workers to register.") var timeout: Double = 60
+
+    func run() throws {
+        try reportingErrors {
+            let directory = URL(fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["FLUX_STATE_DIR"] ?? ".flux")
+            let cluster = LocalCluster(directory: directory, fluxd: fluxdExecutable())
+            let expected = try cluster.up(workers: workers, add: add, threadsPerWorker: threadsPerWorker, insecure: insecure)
+            let client = try FluxClient.local(stateDirectory: directory, timeout: .seconds(2))
+            let deadline = Date().addingTimeInterval(timeout)
+            var alive = 0
+            while Date() < deadline {
+                alive = ((try? client.workers()) ?? []).filter { $0.state != .dead }.count
+                if alive >= expected { break }
+                usleep(100_000)
+            }
+            guard alive >= expected else {
+                throw ValidationError("only \(alive) of \(expected) workers registered within \(Int(timeout)) s; see \(directory.path)/logs/")
+            }
+            print("cluster up in \(directory.path): coordinator pid \(cluster.coordinatorPID ?? 0), \(alive) workers")
+        }
+    }
+}
+
+struct Down: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop the local cluster's daemons (SIGTERM, then SIGKILL after a timeout).")
+    @Option(help: "State dir (default: FLUX_STATE_DIR or .flux).") var stateDir: String?
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: stateDir ?? ProcessInfo.processInfo.environment["FLUX_STATE_DIR"] ?? ".flux")
+        let stopped = LocalCluster(directory: directory, fluxd: fluxdExecutable()).down()
+        print("stopped \(stopped.count) daemon(s)")
+    }
+}
+
+struct SubmitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "submit", abstract: "Submit a job spec (YAML).")
+    @Argument(help: "The job spec file.") var file: String
+    @Flag(help: "Wait for the job to end, with a live progress line.") var wait = false
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let spec = try JobSpec.load(path: file)
+            let client = try cluster.client()
+            let job = try client.submit(specYAML: spec.canonicalYAML)
+            if cluster.json { try printJSON(["job": job.rawValue]) } else { print("submitted \(job) (\(spec.name))") }
+            if wait { try follow(client: client, job: job, quiet: cluster.json) }
+        }
+    }
+}
+
+/// Polls a job's status until it ends, drawing a progress line (a TTY rewrites it in place); exit 1 if it failed.
+func follow(client: FluxClient, job: JobID, quiet: Bool) throws {
+    let interactive = isatty(STDERR_FILENO) != 0
+    var lastPrinted = Date.distantPast
+    var lastEvent: UInt64 = 0
+    while true {
+        guard let status = try client.status(job).first else { return }
+        for event in try client.events(job) where event.id > lastEvent {
+            lastEvent = event.id
+            if !quiet, ["generation", "worker_lost", "rollback", "joined", "left", "waiting", "failed"].contains(event.kind) {
+                if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                FileHandle.standardError.write(Data("  \(event.text)\n".utf8))
+            }
+        }
+        if !quiet, interactive || Date().timeIntervalSince(lastPrinted) >= 5 {
+            let line = statusLine(status)
+            FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K\(line)" : "\(line)\n").utf8))
+            lastPrinted = Date()
+        }
+        if [.succeeded, .failed, .cancelled].contains(status.state) {
+            if !quiet {
+                if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                print("\(job) \(status.state)\(status.message.map { ": \($0)" } ?? "")")
+            }
+            if status.state != .succeeded { throw ExitCode.failure }
+            return
+        }
+        usleep(250_000)
+    }
+}
+
+/// `step 40/60 ████····· loss 1.23 · 31.0 clips/s · ETA 12s · 2 workers · gen 3`.
+func statusLine(_ status: JobStatus) -> String {
+    guard status.state == .running, status.total > 0 else {
+        return "\(status.job) \(status.state)\(status.message.map { ": \($0)" } ?? "")"
+    }
+    let bar = ProgressLine(total: status.total)
+    let rate = status.rate ?? 0
+    let text = bar.render(step: status.done, loss: status.losses?.last ?? .nan, clipsPerSecond: rate, elapsed: 0)
+    let left = status.total - status.done
+    let perStep = rate > 0 ? 1 / rate : 0
+    let eta = ProgressLine.duration(Double(left) * perStep * 0 + (rate > 0 ? Double(left) / max(rate, 1e-9) : 0))
+    return text.replacingOccurrences(of: "ETA 0s", with: "ETA ~\(eta)")
+        + " · \(status.workers) worker\(status.workers == 1 ? "" : "s") · gen \(status.generation ?? 0)"
+}
+
+struct Jobs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the jobs, newest first.")
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let jobs = try cluster.client().status()
+            if cluster.json { return try printJSON(jobs) }
+            print(pad("JOB", 10) + pad("NAME", 18) + pad("STATE", 11) + pad("STEP", 12) + pad("WORKERS", 8) + "GEN")
+            for job in jobs {
+                print(pad(job.job.rawValue, 10) + pad(job.name, 18) + pad(job.state.rawValue, 11)
+                      + pad("\(job.done)/\(job.total)", 12) + pad("\(job.workers)", 8) + "\(job.generation ?? 0)")
+            }
+        }
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? String(text.prefix(width - 1)) + " " : text + String(repeating: " ", count: width - text.count)
+}
+
+/// `status --json`: the fields scripts rely on.
+struct StatusJSON: Encodable {
+    var job: String
+    var name: String
+    var state: String
+    var step: Int
+    var total_steps: Int
+    var generation: UInt64
+    var world_size: Int
+    var losses: [Double]
+    var committed_step: Int?
+    var message: String?
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A job's state; --follow draws a live progress line until it ends.")
+    @Argument(help: "The job id.") var job: String
+    @Flag(help: "Follow until the job ends.") var follow = false
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let client = try cluster.client()
+            if follow { return try fluxctl.follow(client: client, job: JobID(rawValue: job), quiet: cluster.json) }
+            guard let status = try client.status(JobID(rawValue: job)).first else { return }
+            if cluster.json {
+                return try printJSON(StatusJSON(
+                    job: status.job.rawValue, name: status.name, state: status.state.rawValue, step: status.done,
+                    total_steps: status.total, generation: status.generation ?? 0, world_size: status.workers,
+                    losses: status.losses ?? [], committed_step: status.committedStep, message: status.message))
+            }
+            print(statusLine(status))
+        }
+    }
+}
+
+struct Logs: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A job's log lines (from every worker).")
+    @Argument(help: "The job id.") var job: String
+    @Flag(help: "Keep printing new lines until the job ends.") var follow = false
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let client = try cluster.client()
+            var after: UInt64 = 0
+            while true {
+                let reply = try client.logs(JobID(rawValue: job), after: after)
+                for line in reply.lines {
+                    print("\(timeText(line.timeMS)) \(line.level) \(line.text)")
+                }
+                after = reply.next
+                guard follow else { return }
+                if reply.lines.isEmpty {
+                    if let status = try client.status(JobID(rawValue: job)).first,
+                       [.succeeded, .failed, .cancelled].contains(status.state) { return }
+                    usleep(300_000)
+                }
+            }
+        }
+    }
+}
+
+func timeText(_ ms: Int64) -> String {
+    let formatter = DateFormatter()
+    formatter.dateFormat = "HH:mm:ss.SSS"
+    return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A job's events: generations, rollbacks, lost and joined workers.")
+    @Argument(help: "The job id.") var job: String
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let events = try cluster.client().events(JobID(rawValue: job))
+            if cluster.json { return try printJSON(events) }
+            for event in events { print("\(timeText(event.timeMS)) \(pad(event.kind, 12))\(event.text)") }
+        }
+    }
+}
+
+struct Cancel: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cancel a job.")
+    @Argument(help: "The job id.") var job: String
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            try cluster.client().cancel(JobID(rawValue: job))
+            print("cancelled \(job)")
+        }
+    }
+}
+
+/// `workers --json`: one entry a worker.
+struct WorkerJSON: Encodable {
+    var id: String
+    var pid: Int?
+    var host: String?
+    var state: String
+    var job: String?
+    var data_endpoint: String
+    var last_seen_ms: Int64
+}
+
+struct Workers: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The registered workers.")
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let workers = try cluster.client().workers()
+            if cluster.json {
+                return try printJSON(workers.map {
+                    WorkerJSON(id: $0.workerID.rawValue, pid: $0.pid, host: $0.host, state: $0.state.rawValue,
+                               job: $0.task?.job.rawValue, data_endpoint: $0.dataEndpoint, last_seen_ms: $0.lastSeenMS)
+                })
+            }
+            print(pad("WORKER", 14) + pad("STATE", 7) + pad("JOB", 10) + pad("PID", 8) + pad("HOST", 14) + "SEEN")
+            for w in workers {
+                print(pad(w.workerID.rawValue, 14) + pad(w.state.rawValue, 7) + pad(w.task?.job.rawValue ?? "-", 10)
+                      + pad(w.pid.map(String.init) ?? "?", 8) + pad(w.host ?? "?", 14) + "\(w.lastSeenMS) ms ago")
+            }
+        }
+    }
+}
+
+/// `checkpoints --json`: one entry a checkpoint.
+struct CheckpointJSON: Encodable {
+    var step: Int
+    var path: String
+}
+
+struct Checkpoints: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A job's stored checkpoints (folders holding model.safetensors).")
+    @Argument(help: "The job id.") var job: String
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let checkpoints = try cluster.client().checkpoints(JobID(rawValue: job))
+            if cluster.json { return try printJSON(checkpoints.map { CheckpointJSON(step: $0.step, path: $0.path) }) }
+            for c in checkpoints { print("step \(pad(String(c.step), 8))\(c.path)") }
+        }
+    }
+}

@@ -68,10 +68,14 @@ anchors:
 goldens: anchors
 	$(FLUX_VENV)/bin/python tools/reference/make_goldens.py
 
-# For now: one forward pass of FluxViT-S on a random clip (random weights: the classes mean nothing).
+# The main job on a local cluster: 2 workers, the quickstart dataset, the job with its live progress, then down.
+# A few minutes on 2 cores; state under .flux/ (see README, "What next").
 demo: build
-	$(BIN)/fluxctl infer --model configs/models/fluxvit-small.yaml --random-clip --frames 8 --size 224 --threads $(THREADS)
-	$(BIN)/fluxctl infer --model configs/models/fluxvit-small.yaml --random-clip --frames 16 --size 224 --budget 2048 --threads $(THREADS)
+	$(BIN)/fluxctl dataset synth --out runs/data/motion --classes 4 --videos-per-class 100 --seed 1
+	$(BIN)/fluxctl up --workers 2
+	$(BIN)/fluxctl submit configs/jobs/quickstart.yaml --wait || ($(BIN)/fluxctl down; exit 1)
+	$(BIN)/fluxctl workers
+	$(BIN)/fluxctl down
 
 clean:
 	rm -rf .build

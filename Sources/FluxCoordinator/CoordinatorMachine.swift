@@ -183,6 +183,7 @@ public struct CoordinatorMachine: Sendable {
                 heartbeatMisses: settings.heartbeatMisses, coordinatorVersion: settings.version)))
         ]
         // Adopt the task it still runs when its job still counts it; otherwise tell it to drop the task.
+        let previousJob = entry.job
         entry.job = nil
         if let running = message.runningTask {
             if let job = jobs[running.job], !job.isTerminal, job.members.contains(id) || job.joining.contains(id) {
@@ -196,6 +197,10 @@ public struct CoordinatorMachine: Sendable {
             }
         }
         workers[id] = entry
+        if let previousJob, entry.job != previousJob {
+            // It came back without the task it had: it no longer trains that job.
+            actions += lose(id, from: previousJob, why: "it re-registered without its task", now: now)
+        }
         actions += schedule(now: now)
         return actions
     }
@@ -402,7 +407,11 @@ public struct CoordinatorMachine: Sendable {
         job.joining.removeAll { $0 == id }
         jobs[jobID] = job
         var actions: [CoordinatorAction] = [.event(jobID, kind: "worker_lost", worker: id, text: "\(id) lost: \(why)")]
-        if wasMember { actions += reform(after: jobID, now: now) }
+        if wasMember {
+            actions.append(.event(jobID, kind: "rollback", worker: nil,
+                                  text: "the survivors roll back to their last commit (step \(job.committedStep) or later) and redo the steps after it"))
+            actions += reform(after: jobID, now: now)
+        }
         return actions
     }
 

@@ -118,17 +118,19 @@ func follow(client: FluxClient, job: JobID, quiet: Bool) throws {
     let interactive = isatty(STDERR_FILENO) != 0
     var lastPrinted = Date.distantPast
     var lastEvent: UInt64 = 0
+    var since: (step: Int, time: Date)?
     while true {
         guard let status = try client.status(job).first else { return }
+        if since == nil, status.state == .running, status.total > 0 { since = (status.done, Date()) }
         for event in try client.events(job) where event.id > lastEvent {
             lastEvent = event.id
-            if !quiet, ["generation", "worker_lost", "rollback", "joined", "left", "waiting", "failed"].contains(event.kind) {
+            if !quiet, ["started", "generation", "worker_lost", "rollback", "joined", "left", "waiting", "failed"].contains(event.kind) {
                 if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 FileHandle.standardError.write(Data("  \(event.text)\n".utf8))
             }
         }
         if !quiet, interactive || Date().timeIntervalSince(lastPrinted) >= 5 {
-            let line = statusLine(status)
+            let line = statusLine(status, since: since)
             FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K\(line)" : "\(line)\n").utf8))
             lastPrinted = Date()
         }
@@ -144,19 +146,17 @@ func follow(client: FluxClient, job: JobID, quiet: Bool) throws {
     }
 }
 
-/// `step 40/60 ████····· loss 1.23 · 31.0 clips/s · ETA 12s · 2 workers · gen 3`.
-func statusLine(_ status: JobStatus) -> String {
+/// `step 40/60 ████····· loss 1.23 · 31.0 clips/s · ETA 12s · 2 workers · gen 3`; the ETA is paced by the steps
+/// seen since `since` (the first status this client saw).
+func statusLine(_ status: JobStatus, since: (step: Int, time: Date)? = nil) -> String {
     guard status.state == .running, status.total > 0 else {
         return "\(status.job) \(status.state)\(status.message.map { ": \($0)" } ?? "")"
     }
-    let bar = ProgressLine(total: status.total)
-    let rate = status.rate ?? 0
-    let text = bar.render(step: status.done, loss: status.losses?.last ?? .nan, clipsPerSecond: rate, elapsed: 0)
-    let left = status.total - status.done
-    let perStep = rate > 0 ? 1 / rate : 0
-    let eta = ProgressLine.duration(Double(left) * perStep * 0 + (rate > 0 ? Double(left) / max(rate, 1e-9) : 0))
-    return text.replacingOccurrences(of: "ETA 0s", with: "ETA ~\(eta)")
-        + " · \(status.workers) worker\(status.workers == 1 ? "" : "s") · gen \(status.generation ?? 0)"
+    let bar = ProgressLine(total: status.total, firstStep: since?.step ?? 0)
+    let elapsed = since.map { Date().timeIntervalSince($0.time) } ?? 0
+    let text = bar.render(step: status.done, loss: status.losses?.last ?? .nan, clipsPerSecond: status.rate ?? 0,
+                          elapsed: elapsed)
+    return text + " · \(status.workers) worker\(status.workers == 1 ? "" : "s") · gen \(status.generation ?? 0)"
 }
 
 struct Jobs: ParsableCommand {

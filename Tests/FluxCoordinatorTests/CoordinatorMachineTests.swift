@@ -214,8 +214,10 @@ import Testing
             }
             for id in alive { _ = machine.heard(from: WorkerID(rawValue: id), now: now) }
             let actions = machine.tick(now: now)
-            for (worker, ring) in Self.rings(actions) {
-                #expect(machine.jobs[ring.job]?.members[ring.rank] == worker)
+            // Each announced generation gives every rank exactly once to one worker.
+            let announced = Dictionary(grouping: Self.rings(actions).values) { "\($0.job.rawValue)/\($0.generation)" }
+            for (_, rings) in announced {
+                #expect(rings.map(\.rank).sorted() == Array(0..<rings[0].worldSize))
             }
             var owner: [WorkerID: JobID] = [:]
             for job in machine.jobs.values {

@@ -194,6 +194,27 @@ enum RandomMessage {
                            state: WorkerState(rawValue: string(&r)), task: optional(&r) { taskRef(&$0) },
                            lastSeenMS: Int64.random(in: .min ... .max, using: &r))
             }))
+        case .ringBroken:
+            return .ringBroken(RingBroken(job: job(&r), generation: r.next(), rank: Int.random(in: 0...1024, using: &r),
+                                          suspect: optional(&r) { WorkerID(string(&$0)) },
+                                          disconnected: Bool.random(using: &r), reason: string(&r)))
+        case .leave:
+            return .leave(Leave(job: job(&r), step: Int.random(in: 0...Int.max, using: &r)))
+        case .log:
+            return .log(JobLog(job: job(&r), level: string(&r), text: string(&r)))
+        case .events:
+            return .events(EventsRequest(job: job(&r)))
+        case .eventsReply:
+            return .eventsReply(EventsReply(job: job(&r), events: list(&r) { r in
+                JobEvent(id: r.next(), timeMS: Int64.random(in: .min ... .max, using: &r), kind: string(&r),
+                         worker: optional(&r) { WorkerID(string(&$0)) }, text: string(&r))
+            }))
+        case .checkpoints:
+            return .checkpoints(CheckpointsRequest(job: job(&r)))
+        case .checkpointsReply:
+            return .checkpointsReply(CheckpointsReply(job: job(&r), checkpoints: list(&r) { r in
+                CheckpointInfo(step: int(&r), path: string(&r), timeMS: Int64.random(in: .min ... .max, using: &r))
+            }))
         case .results:
             return .results(ResultsRequest(job: job(&r)))
         case .resultsReply:

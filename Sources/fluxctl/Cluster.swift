@@ -108,7 +108,7 @@ struct SubmitCommand: ParsableCommand {
             let client = try cluster.client()
             let job = try client.submit(specYAML: spec.canonicalYAML)
             if cluster.json { try printJSON(["job": job.rawValue]) } else { print("submitted \(job) (\(spec.name))") }
-            fflush(stdout)  // before the progress lines on stderr
+            fflush(nil)  // the job id before the progress lines on stderr
             if wait { try follow(client: client, job: job, quiet: cluster.json) }
         }
     }

@@ -117,6 +117,11 @@ public final class Coordinator: Service, Sendable {
         } catch {
             throw CoordinatorError.endpoint("\(options.workerEndpoint) / \(options.clientEndpoint)", reason: "\(error)")
         }
+        // Plain (NULL) peers never reach ZAP: watch the handshakes so they are counted and logged too.
+        if let authenticator {
+            try authenticator.watch(workers)
+            try authenticator.watch(clients)
+        }
         logger.info("coordinator ready: workers \(options.workerEndpoint), clients \(options.clientEndpoint), state \(directory.path)")
 
         var shell = Shell(store: store, workers: workers, logger: logger, directory: directory,

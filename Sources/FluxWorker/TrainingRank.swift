@@ -227,6 +227,7 @@ final class TrainingRank: @unchecked Sendable {
                 if step % spec.commitEvery == 0 || step == run.totalSteps {
                     commit = trainer.commit()
                     committedStep.set(step)
+                    logger.info("\(job): committed step \(step) (generation \(generation), rank \(formed.rank))")
                     send(.commit(Commit(job: job, generation: generation, rank: formed.rank, step: step)))
                     if mailbox.isLeaving, step < run.totalSteps {
                         log("leaving at the commit of step \(step)")

@@ -5,6 +5,10 @@ import FluxTestKit
 import FluxViT
 import Testing
 
+/// Every system test, one at a time: each starts its own daemons, and two clusters at once on 2 cores would make
+/// heartbeats and timings tell about the machine instead of the code.
+@Suite(.serialized) enum SystemTests {}
+
 /// A local cluster for one test: `fluxctl up` in a fresh state dir, real `fluxd` processes on loopback, stopped by
 /// pid (only the ones it started) when the test ends. Every wait has a deadline and names what did not happen.
 final class TestCluster {
@@ -100,6 +104,21 @@ enum SystemData {
 
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
+
+    /// The highest step any worker's own log reports committing (`fluxd` logs each commit at debug; progress lines
+    /// at info carry "step N"): read from `DIR/logs/w*.log`, which the workers write without the coordinator.
+    static func lastLoggedStep(_ directory: URL) throws -> Int {
+        let folder = directory.appendingPathComponent("logs")
+        var best = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) where name.hasPrefix("w") {
+            let text = try String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8)
+            for line in text.split(separator: "\n") {
+                guard let range = line.range(of: "committed step ") else { continue }
+                best = max(best, Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0)
+            }
+        }
+        return best
+    }
 
     /// A job on the tiny motion model and these videos.
     static func spec(name: String, steps: Int, min: Int, max: Int, commitEvery: Int = 3) -> String {

@@ -4,66 +4,122 @@ import FluxProtocol
 import FluxTestKit
 import Testing
 
-/// Real `fluxd` processes on loopback training the tiny model on real encoded videos (issue 10, tests 1 and 2).
-@Suite(.serialized) struct ElasticTrainingTests {
-    /// Parameters after the same job on 1 and on 2 workers differ only by fp32 reduction order (amplified by AdamW
-    /// for near-zero gradients; see `relativeDistance`).
-    static let tolerance = 1e-2
+extension SystemTests {
+    /// Real `fluxd` processes on loopback training the tiny model on real encoded videos (issue 10, tests 1 and 2).
+    @Suite struct ElasticTrainingTests {
+        /// Parameters after the same job on 1 and on 2 workers differ only by fp32 reduction order (amplified by AdamW
+        /// for near-zero gradients; see `relativeDistance`).
+        static let tolerance = 1e-2
 
-    @Test func twoWorkerJob_finishes_parametersEqualOneWorkerRun() throws {
-        let one = try TestCluster(workers: 1)
-        let jobOne = try one.submit(SystemData.spec(name: "one", steps: 12, min: 1, max: 1))
-        try one.waitForSuccess(jobOne, within: 120)
-        let single = try one.finalParameters(jobOne)
+        @Test func twoWorkerJob_finishes_parametersEqualOneWorkerRun() throws {
+            let one = try TestCluster(workers: 1)
+            let jobOne = try one.submit(SystemData.spec(name: "one", steps: 12, min: 1, max: 1))
+            try one.waitForSuccess(jobOne, within: 120)
+            let single = try one.finalParameters(jobOne)
 
-        let two = try TestCluster(workers: 2)
-        let jobTwo = try two.submit(SystemData.spec(name: "two", steps: 12, min: 2, max: 2))
-        try two.waitForSuccess(jobTwo, within: 120)
-        #expect(try two.status(jobTwo).workers == 2)
-        let double = try two.finalParameters(jobTwo)
-        #expect(!single.isEmpty && single.keys.sorted() == double.keys.sorted())
-        let distance = relativeDistance(single, double)
-        #expect(distance <= Self.tolerance,
-                "1 vs 2 workers: relative distance \(distance), max scaled difference \(maxScaledDifference(single, double))")
+            let two = try TestCluster(workers: 2)
+            let jobTwo = try two.submit(SystemData.spec(name: "two", steps: 12, min: 2, max: 2))
+            try two.waitForSuccess(jobTwo, within: 120)
+            #expect(try two.status(jobTwo).workers == 2)
+            let double = try two.finalParameters(jobTwo)
+            #expect(!single.isEmpty && single.keys.sorted() == double.keys.sorted())
+            let distance = relativeDistance(single, double)
+            #expect(distance <= Self.tolerance,
+                    "1 vs 2 workers: relative distance \(distance), max scaled difference \(maxScaledDifference(single, double))")
+        }
+
+        @Test func sigkillOneOfThree_survivorsGoOnWithoutRestart_andMatchUndisturbedRun() throws {
+            let steps = 45
+            let cluster = try TestCluster(workers: 3)
+            let job = try cluster.submit(SystemData.spec(name: "kill", steps: steps, min: 2, max: 3))
+            try cluster.eventually("the job reaching step 10 on 3 workers", within: 120) {
+                let status = try cluster.status(job)
+                return status.workers == 3 && status.done >= 10
+            }
+            let workers = try cluster.client.workers()
+            let pids = Dictionary(uniqueKeysWithValues: workers.map { ($0.workerID, Int32($0.pid ?? 0)) })
+            // The last rank of generation 1 (not rank 0, which reports progress).
+            let members = try cluster.client.events(job).first { $0.kind == "generation" }?.text ?? ""
+            let victim = workers.map(\.workerID).filter { members.contains($0.rawValue) }
+                .max { members.range(of: $0.rawValue)!.lowerBound < members.range(of: $1.rawValue)!.lowerBound }!
+            let victimPID = pids[victim]!
+            #expect(kill(victimPID, SIGKILL) == 0)
+            try cluster.waitForSuccess(job, within: 180)
+
+            let events = try cluster.client.events(job)
+            #expect(events.contains { $0.kind == "worker_lost" && $0.worker == victim }, "\(events.map(\.text))")
+            #expect(events.contains { $0.kind == "rollback" })
+            #expect(events.filter { $0.kind == "generation" }.count >= 2)
+            // No survivor restarted: the same processes are alive.
+            for (worker, pid) in pids where worker != victim {
+                #expect(LocalCluster.isAlive(pid), "survivor \(worker) (pid \(pid)) is not running")
+            }
+            #expect(try cluster.client.workers().filter { $0.workerID != victim }.allSatisfy { pids[$0.workerID] == Int32($0.pid ?? -1) })
+            let disturbed = try cluster.finalParameters(job)
+
+            let reference = try TestCluster(workers: 1)
+            let undisturbed = try reference.submit(SystemData.spec(name: "reference", steps: steps, min: 1, max: 1))
+            try reference.waitForSuccess(undisturbed, within: 180)
+            let reference1 = try reference.finalParameters(undisturbed)
+            let distance = relativeDistance(disturbed, reference1)
+            // Reduction-order noise grows with steps: the same job undisturbed on 3 workers and on 1 measured 0.033 after
+            // 45 steps (the killed run 0.028); a skipped, doubled or mis-sharded step moves far more.
+            #expect(distance <= 0.06,
+                    "killed vs undisturbed: relative distance \(distance), max scaled difference \(maxScaledDifference(disturbed, reference1))")
+        }
     }
 
-    @Test func sigkillOneOfThree_survivorsGoOnWithoutRestart_andMatchUndisturbedRun() throws {
-        let steps = 45
-        let cluster = try TestCluster(workers: 3)
-        let job = try cluster.submit(SystemData.spec(name: "kill", steps: steps, min: 2, max: 3))
-        try cluster.eventually("the job reaching step 10 on 3 workers", within: 120) {
-            let status = try cluster.status(job)
-            return status.workers == 3 && status.done >= 10
-        }
-        let workers = try cluster.client.workers()
-        let pids = Dictionary(uniqueKeysWithValues: workers.map { ($0.workerID, Int32($0.pid ?? 0)) })
-        // The last rank of generation 1 (not rank 0, which reports progress).
-        let members = try cluster.client.events(job).first { $0.kind == "generation" }?.text ?? ""
-        let victim = workers.map(\.workerID).filter { members.contains($0.rawValue) }
-            .max { members.range(of: $0.rawValue)!.lowerBound < members.range(of: $1.rawValue)!.lowerBound }!
-        let victimPID = pids[victim]!
-        #expect(kill(victimPID, SIGKILL) == 0)
-        try cluster.waitForSuccess(job, within: 180)
+    /// Joins and coordinator restarts (issue 10, tests 3 and 4).
+    @Suite struct ElasticJoinAndRestartTests {
+        @Test func workerAddedMidJob_isAdmitted_receivesState_andTrains() throws {
+            let steps = 45
+            let cluster = try TestCluster(workers: 1)
+            let job = try cluster.submit(SystemData.spec(name: "join", steps: steps, min: 1, max: 2))
+            try cluster.eventually("the job reaching step 6 on 1 worker", within: 120) { try cluster.status(job).done >= 6 }
+            let add = try BuiltTool.run("fluxctl", ["up", "--add", "1", "--state-dir", cluster.directory.path,
+                                                    "--threads-per-worker", "1"])
+            #expect(add.status == 0, "fluxctl up --add 1: \(add.stderr)")
+            try cluster.eventually("a second worker admitted", within: 60) { try cluster.status(job).workers == 2 }
+            try cluster.waitForSuccess(job, within: 180)
+            let events = try cluster.client.events(job)
+            #expect(events.contains { $0.kind == "joined" }, "\(events.map(\.text))")
+            #expect(events.contains { $0.kind == "generation" && $0.text.contains("2 rank(s)") })
+            // The joiner received the state and trained: its log says so.
+            let lines = try cluster.client.logs(job).lines.map(\.text)
+            #expect(lines.filter { $0.contains("generation 2: rank 1 of 2") }.count == 1, "\(lines)")
+            let joined = try cluster.finalParameters(job)
 
-        let events = try cluster.client.events(job)
-        #expect(events.contains { $0.kind == "worker_lost" && $0.worker == victim }, "\(events.map(\.text))")
-        #expect(events.contains { $0.kind == "rollback" })
-        #expect(events.filter { $0.kind == "generation" }.count >= 2)
-        // No survivor restarted: the same processes are alive.
-        for (worker, pid) in pids where worker != victim {
-            #expect(LocalCluster.isAlive(pid), "survivor \(worker) (pid \(pid)) is not running")
+            let reference = try TestCluster(workers: 1)
+            let undisturbed = try reference.submit(SystemData.spec(name: "reference", steps: steps, min: 1, max: 1))
+            try reference.waitForSuccess(undisturbed, within: 180)
+            let expected = try reference.finalParameters(undisturbed)
+            let distance = relativeDistance(joined, expected)
+            #expect(distance <= 0.06, "joined vs undisturbed: relative distance \(distance)")
         }
-        #expect(try cluster.client.workers().filter { $0.workerID != victim }.allSatisfy { pids[$0.workerID] == Int32($0.pid ?? -1) })
-        let disturbed = try cluster.finalParameters(job)
 
-        let reference = try TestCluster(workers: 1)
-        let undisturbed = try reference.submit(SystemData.spec(name: "reference", steps: steps, min: 1, max: 1))
-        try reference.waitForSuccess(undisturbed, within: 180)
-        let reference1 = try reference.finalParameters(undisturbed)
-        let distance = relativeDistance(disturbed, reference1)
-        // Reduction-order noise grows with steps: the same job undisturbed on 3 workers and on 1 measured 0.033 after
-        // 45 steps (the killed run 0.028); a skipped, doubled or mis-sharded step moves far more.
-        #expect(distance <= 0.06,
-                "killed vs undisturbed: relative distance \(distance), max scaled difference \(maxScaledDifference(disturbed, reference1))")
+        @Test func coordinatorKilledAndRestarted_jobKeepsTrainingAndFinishes_nothingLost() throws {
+            let cluster = try TestCluster(workers: 2)
+            let job = try cluster.submit(SystemData.spec(name: "restart", steps: 120, min: 2, max: 2))
+            let waiting = try cluster.submit(SystemData.spec(name: "queued", steps: 3, min: 3, max: 3))
+            try cluster.eventually("the job reaching step 5", within: 120) { try cluster.status(job).done >= 5 }
+            let coordinator = try #require(cluster.local.coordinatorPID)
+            let workerPIDs = cluster.local.workerPIDs.map(\.1)
+            #expect(kill(coordinator, SIGKILL) == 0)
+            try cluster.eventually("the coordinator process gone", within: 10) { !LocalCluster.isAlive(coordinator) }
+            let before = try SystemData.lastLoggedStep(cluster.directory)
+            // Training does not wait for the coordinator: the workers' own logs go on while it is down.
+            try cluster.eventually("training going on without the coordinator", within: 60) {
+                try SystemData.lastLoggedStep(cluster.directory) > before
+            }
+            let up = try BuiltTool.run("fluxctl", ["up", "--workers", "2", "--state-dir", cluster.directory.path])
+            #expect(up.status == 0, "fluxctl up after the kill: \(up.stderr)")
+            #expect(cluster.local.coordinatorPID != coordinator)
+            try cluster.waitForSuccess(job, within: 180)
+            #expect(cluster.local.workerPIDs.map(\.1).sorted() == workerPIDs.sorted(), "no worker restarted")
+            let jobs = try cluster.client.status().map(\.job)
+            #expect(jobs.contains(job) && jobs.contains(waiting), "jobs after the restart: \(jobs)")
+            #expect(try cluster.status(waiting).state == .queued)
+            #expect(try cluster.client.checkpoints(job).last?.step == 120)
+        }
     }
 }

@@ -29,6 +29,15 @@ public final class RingCommunicator {
     private let context: ZMQContext
     private var pull: Socket?
     private var push: Socket?
+    /// Disconnection events of `pull` (the left neighbour) and `push` (the right one).
+    private var leftMonitor: SocketMonitor?
+    private var rightMonitor: SocketMonitor?
+    /// When each neighbour's connection closed, if it did.
+    private var leftGone: ContinuousClock.Instant?
+    private var rightGone: ContinuousClock.Instant?
+    /// How long an operation still waits for a neighbour whose connection closed (frames it sent before may
+    /// still be queued) before it fails with `peerDisconnected`.
+    static let disconnectGrace: Duration = .milliseconds(200)
     private var ownAuthenticator: Authenticator?
     private let tracker = SendTracker()
     private let jobTag: UInt64
@@ -77,6 +86,10 @@ public final class RingCommunicator {
                 try pull.makeCurveServer(keys: keys, domain: Self.zapDomain)
                 try push.makeCurveClient(keys: keys, serverKey: rightKey)
             }
+            // A killed neighbour's connection closes at once (the kernel closes its sockets): watch for it, so the
+            // operation fails in milliseconds instead of after `ring.timeout` (design §4).
+            leftMonitor = try pull.monitor(.disconnections)
+            rightMonitor = try push.monitor(.disconnections)
             boundEndpoint = try Self.bind(pull, ring.localEndpoint, within: ring.timeout)
             try push.connect(ring.rightEndpoint)
         } catch let error as CollectiveError {
@@ -124,6 +137,12 @@ public final class RingCommunicator {
 
     /// Closes the sockets (dropping anything unsent) and stops the handler it started. Idempotent.
     public func close() {
+        pull?.stopMonitor()
+        push?.stopMonitor()
+        leftMonitor?.close()
+        rightMonitor?.close()
+        leftMonitor = nil
+        rightMonitor = nil
         pull?.close()
         push?.close()
         pull = nil
@@ -246,6 +265,14 @@ public final class RingCommunicator {
                     lastProgress = now
                     continue
                 }
+                noteDisconnections(now)
+                let waitingOnLeft = next < plan.receives.count, waitingOnRight = head < queue.count
+                if waitingOnLeft, let gone = leftGone, now - max(gone, lastProgress) >= Self.disconnectGrace {
+                    throw CollectiveError.peerDisconnected(rank: ring.left, operation: plan.name, sequence: sequence)
+                }
+                if waitingOnRight, let gone = rightGone, now - max(gone, lastProgress) >= Self.disconnectGrace {
+                    throw CollectiveError.peerDisconnected(rank: ring.right, operation: plan.name, sequence: sequence)
+                }
                 // Nothing to do: block in zmq_poll rather than spin (spinning measured worse: the caller's thread
                 // then competes with libzmq's I/O threads for the 2 cores, docs/benchmarks.md).
                 let remaining = ring.timeout - (now - lastProgress)
@@ -257,12 +284,25 @@ public final class RingCommunicator {
                 }
                 poller.add(pull, for: next < plan.receives.count ? .readable : [])
                 poller.add(push, for: head < queue.count ? .writable : [])
-                _ = try poller.poll(timeout: remaining)
+                if let leftMonitor { poller.add(leftMonitor.socket) }
+                if let rightMonitor { poller.add(rightMonitor.socket) }
+                let gone = leftGone != nil || rightGone != nil
+                _ = try poller.poll(timeout: gone ? min(remaining, .milliseconds(20)) : remaining)
             }
         } catch let error as CollectiveError {
             throw error
         } catch {
             throw .transport(operation: plan.name, reason: "\(error)")
+        }
+    }
+
+    /// Records disconnection events that arrived since the last look.
+    private func noteDisconnections(_ now: ContinuousClock.Instant) {
+        while let frames = try? leftMonitor?.socket.tryReceive(), MonitorEvent(frames: frames)?.kind == .disconnected {
+            leftGone = leftGone ?? now
+        }
+        while let frames = try? rightMonitor?.socket.tryReceive(), MonitorEvent(frames: frames)?.kind == .disconnected {
+            rightGone = rightGone ?? now
         }
     }
 

@@ -35,12 +35,15 @@ public protocol GradientReducer: AnyObject {
 /// Why a reduction did not complete.
 public enum ReductionError: Error, Equatable, CustomStringConvertible {
     case peerLost(rank: Int, reason: String)
+    /// The connection to neighbour `rank` closed: its process is gone.
+    case peerDisconnected(rank: Int)
     case generationChanged(from: UInt64, to: UInt64)
     case timedOut(seconds: Double)
 
     public var description: String {
         switch self {
         case let .peerLost(rank, reason): "ring peer \(rank) was lost: \(reason); rolling back to the last commit"
+        case let .peerDisconnected(rank): "ring peer \(rank)'s connection closed (its process is gone); rolling back to the last commit"
         case let .generationChanged(from, to): "ring generation changed from \(from) to \(to); rolling back to the last commit"
         case let .timedOut(s): "ring operation timed out after \(s) s; rolling back to the last commit"
         }

@@ -185,6 +185,8 @@ public struct MonitorEvents: OptionSet, Sendable {
     /// Handshake outcomes: succeeded and the three failures.
     public static let handshakes = MonitorEvents(rawValue: ZMQ_EVENT_HANDSHAKE_SUCCEEDED
         | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+    /// A connection of the socket ended (the peer closed it, or its process died and the kernel closed it).
+    public static let disconnections = MonitorEvents(rawValue: ZMQ_EVENT_DISCONNECTED)
     /// Everything libzmq reports.
     public static let all = MonitorEvents(rawValue: ZMQ_EVENT_ALL)
 }

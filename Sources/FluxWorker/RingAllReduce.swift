@@ -28,6 +28,8 @@ public final class RingAllReduce: GradientReducer {
             }
         } catch {
             switch error {
+            case let .peerDisconnected(rank, _, _):
+                throw .peerDisconnected(rank: rank)
             case let .peerTimeout(rank, _, _, waited):
                 let (seconds, attoseconds) = waited.components
                 throw rank == communicator.ring.left || rank == communicator.ring.right

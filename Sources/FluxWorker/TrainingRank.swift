@@ -253,8 +253,14 @@ final class TrainingRank: @unchecked Sendable {
             trainer.rollback(to: commit)
             return .interrupted
         } catch let error as ReductionError {
+            if case let .peerDisconnected(rank) = error {
+                return broken(error: "\(error)", formed: formed, commit: commit, trainer: trainer, disconnectedRank: rank)
+            }
             return broken(error: "\(error)", formed: formed, commit: commit, trainer: trainer)
         } catch let error as CollectiveError {
+            if case let .peerDisconnected(rank, _, _) = error {
+                return broken(error: "\(error)", formed: formed, commit: commit, trainer: trainer, disconnectedRank: rank)
+            }
             return broken(error: "\(error)", formed: formed, commit: commit, trainer: trainer)
         } catch {
             _ = communicator
@@ -263,14 +269,18 @@ final class TrainingRank: @unchecked Sendable {
         }
     }
 
-    private func broken(error: String, formed: RingFormed, commit: TrainingCommit, trainer: Trainer) -> Outcome {
+    private func broken(error: String, formed: RingFormed, commit: TrainingCommit, trainer: Trainer,
+                        disconnectedRank: Int? = nil) -> Outcome {
         trainer.rollback(to: commit)
         // An operation interrupted by a newer generation or a stop is not a broken ring.
         if mailbox.newerRing(than: formed.generation) || mailbox.stopped != nil { return .interrupted }
         log("ring of generation \(formed.generation) broke (\(error)); rolled back to the commit of step \(commit.state.step)",
             level: "warning")
-        send(.ringBroken(RingBroken(job: job, generation: formed.generation, rank: formed.rank,
-                                    suspect: formed.left.workerID, disconnected: false, reason: error)))
+        // The neighbour that closed its connection, else the left one we stopped hearing from.
+        let left = (formed.rank + formed.worldSize - 1) % formed.worldSize
+        let suspect = disconnectedRank.map { $0 == left ? formed.left.workerID : formed.right.workerID } ?? formed.left.workerID
+        send(.ringBroken(RingBroken(job: job, generation: formed.generation, rank: formed.rank, suspect: suspect,
+                                    disconnected: disconnectedRank != nil, reason: error)))
         return .interrupted
     }
 

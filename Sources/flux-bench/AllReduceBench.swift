@@ -202,6 +202,7 @@ struct RingMember: ParsableCommand {
         guard let error = error as? CollectiveError else { return "other" }
         switch error {
         case .peerTimeout: return "peerTimeout"
+        case .peerDisconnected: return "peerDisconnected"
         case .protocolMismatch: return "protocolMismatch"
         case .invalidRing: return "invalidRing"
         case .invalidArgument: return "invalidArgument"

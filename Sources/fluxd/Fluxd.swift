@@ -111,7 +111,9 @@ struct LineLogHandler: LogHandler {
     }
 
     func log(event: LogEvent) {
-        let time = ISO8601DateFormatter().string(from: Date())
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let time = formatter.string(from: Date())
         let line: String
         if json {
             let object: [String: String] = ["time": time, "level": event.level.rawValue, "label": label,

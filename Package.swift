@@ -86,7 +86,7 @@ let package = Package(
             name: "fluxctl",
             dependencies: [
                 "FluxViT", "FluxTraining", "FluxData", "FluxVideo", "FluxWire", "FluxClient", "FluxJobs",
-                "FluxProtocol",
+                "FluxProtocol", "FluxWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(

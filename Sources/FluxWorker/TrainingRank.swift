@@ -123,6 +123,7 @@ final class TrainingRank: @unchecked Sendable {
 
     private func fail(_ reason: String, retryable: Bool) {
         logger.error("\(job): \(reason)")
+        send(.log(JobLog(job: job, level: "error", text: reason)))
         send(.taskFailed(TaskFailed(job: job, task: "train", reason: reason, retryable: retryable)))
     }
 
@@ -141,7 +142,7 @@ final class TrainingRank: @unchecked Sendable {
         var commit = trainer.commit()
         var hasState = false
         var generation: UInt64 = 0
-        log("ready: \(run.totalSteps) steps of \(spec.training.globalBatch) clips, \(run.model.parameters.count) parameters")
+        log("ready: \(run.totalSteps) steps of \(spec.training.globalBatch) clips, \(run.model.parameters.slots.reduce(0) { $0 + $1.count }) parameters")
         while let ring = mailbox.waitForRing(newerThan: generation) {
             generation = ring.generation
             if let transfer = mailbox.takeCheckpoint() {

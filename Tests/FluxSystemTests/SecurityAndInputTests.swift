@@ -138,6 +138,11 @@ extension SystemTests {
             let message = try cluster.status(job).message ?? ""
             #expect(message.contains(missing), "the failure names the manifest: \(message)")
             #expect(try cluster.client.workers().first?.state == .idle, "the worker is up and free again")
+            let explain = try BuiltTool.run("fluxctl", ["explain", job.rawValue, "--state-dir", cluster.directory.path])
+            #expect(explain.status == 0, "\(explain.stderr)")
+            #expect(explain.stdout.contains("First cause:") && explain.stdout.contains(missing), "\(explain.stdout)")
+            #expect(explain.stdout.contains("Its last log lines:"), "\(explain.stdout)")
+            #expect(explain.stdout.contains("What to do: check the data paths"), "\(explain.stdout)")
         }
     }
 }

@@ -92,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "flux-bench",
             dependencies: [
-                "FluxViT", "FluxTraining", "FluxVideo", "FluxCollective",
+                "FluxViT", "FluxTraining", "FluxVideo", "FluxCollective", "FluxClient", "FluxTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -155,8 +155,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--venv", default=os.environ.get("FLUX_VENV", str(Path.home() / ".cache/flux/venv")))
     parser.add_argument("--no-anchors", action="store_true")
-    parser.add_argument("--only", choices=["model", "video", "allreduce"],
-                        help="run one section: model (sgemm, forward, train step), video (decoding) or allreduce")
+    parser.add_argument("--only", choices=["model", "video", "allreduce", "elastic"],
+                        help="run one section: model (sgemm, forward, train step), video (decoding), allreduce, or "
+                             "elastic (worker killed / stopped / joining beside torchrun, scaling, coordinator)")
     parser.add_argument("--rounds", type=int, default=3, help="video: interleaved rounds (median reported)")
     parser.add_argument("--video-runs", type=int, default=5, help="video: timed runs per sparse measurement")
     parser.add_argument("--video-full-runs", type=int, default=3, help="video: timed runs per full decode")
@@ -175,12 +176,42 @@ def main() -> int:
         video_section(args, python, anchors, records)
     if args.only in (None, "allreduce"):
         allreduce_section(args, python if anchors else None, records)
+    if args.only in (None, "elastic"):
+        elastic_section(python if anchors else None, records)
 
     out = ROOT / "bench-out"
     out.mkdir(exist_ok=True)
     (out / "bench.json").write_text("\n".join(json.dumps(r, sort_keys=True) for r in records) + "\n")
     print(f"\nraw results: {out / 'bench.json'}")
     return 0
+
+
+def elastic_section(python: Path | None, records: list[dict]) -> None:
+    """Elastic training (issue 10) beside torchrun on the same events (tools/elastic_bench.py,
+    tools/anchors/torchrun_elastic.py), FluxViT-S scaling on 1 and 2 workers, and the coordinator's own costs
+    (flux-bench coordinator)."""
+    command = [sys.executable, str(ROOT / "tools/elastic_bench.py"), "--json"]
+    if python is not None:
+        command += ["--python", str(python)]
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    events = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1])
+    records += events
+    print(f"\n{'event':6} {'system':9} {'step (s)':>9} {'to next step / pause (s)':>25} {'restarted':>10}")
+    for r in events:
+        value = r.get("seconds_to_next_step", r.get("pause_s"))
+        text = f"> {r['gave_up_after_s']:.0f}" if value is None and r.get("gave_up_after_s") else (
+            "—" if value is None else f"{value:.2f}")
+        print(f"{r['event']:6} {r['anchor']:9} {r.get('step_s', float('nan')):>9.3f} {text:>25} "
+              f"{str(r.get('workers_restarted', '?')):>10}", flush=True)
+    scaling = json.loads(subprocess.run([sys.executable, str(ROOT / "tools/elastic_bench.py"), "--scaling", "--json"],
+                                        check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1])
+    records += scaling
+    print(f"FluxViT-S scaling, 1 thread a worker: 1 worker {scaling[0]['clips_per_s']:.2f} clips/s, 2 workers "
+          f"{scaling[1]['clips_per_s']:.2f} clips/s: {scaling[1]['speedup']:.2f}× (target ≥ 1.85×)", flush=True)
+    for rec in run_json([str(BENCH), "coordinator", "--json"]):
+        records.append(rec)
+        print(f"coordinator: {rec['dispatches_per_s']:.0f} task dispatches/s (target ≥ 2,000); 64 heartbeating workers "
+              f"{100 * rec['heartbeat_core_fraction']:.2f}% of a core (target < 5%)", flush=True)
 
 
 def model_section(args, python: Path, anchors: bool, records: list[dict]) -> None:

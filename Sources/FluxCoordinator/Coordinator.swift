@@ -130,6 +130,7 @@ public final class Coordinator: Service, Sendable {
         poller.add(workers)
         poller.add(clients)
         var allowlistsRead = Date()
+        var lastTick = -Double.infinity
         while !stopRequested.load(ordering: .acquiring) {
             if let authenticator, Date().timeIntervalSince(allowlistsRead) > 0.5 {
                 reloadChangedAllowlists(authenticator, since: allowlistsRead)
@@ -146,8 +147,14 @@ public final class Coordinator: Service, Sendable {
                     shell.clientRequest(frames, socket: clients, machine: &machine, now: now())
                 }
             }
-            shell.perform(machine.tick(now: now()), machine: &machine)
+            // The machine's clock work (heartbeats, liveness, grace periods) needs no finer grain than 20 ms.
+            if now() - lastTick >= 0.02 {
+                lastTick = now()
+                shell.perform(machine.tick(now: lastTick), machine: &machine)
+            }
+            shell.flush(machine)
         }
+        shell.flush(machine)
         logger.info("coordinator stopping")
     }
 
@@ -195,6 +202,21 @@ private struct Shell {
     var routes: [WorkerID: Frame] = [:]
     var senders: [Frame: WorkerID] = [:]
     var lastDropLog = ContinuousClock.now - .seconds(10)
+    /// Store writes of this turn of the loop, committed together by `flush` (one transaction, not one per action).
+    var pendingJobs = Set<JobID>()
+    var pendingEvents: [(job: JobID, kind: String, worker: WorkerID?, text: String)] = []
+
+    /// Writes this turn's job rows and events in one transaction. Called before any reply that reports them.
+    mutating func flush(_ machine: CoordinatorMachine) {
+        guard !pendingJobs.isEmpty || !pendingEvents.isEmpty else { return }
+        do {
+            try store.commit(jobs: pendingJobs.compactMap { machine.jobs[$0] }, events: pendingEvents)
+        } catch {
+            logger.error("\(error)")
+        }
+        pendingJobs = []
+        pendingEvents = []
+    }
 
     init(store: Store, workers: Socket, logger: Logger, directory: URL, keep: Int) {
         self.store = store
@@ -284,12 +306,9 @@ private struct Shell {
                 }
             case let .event(job, kind, worker, text):
                 logger.info("\(job): \(text)")
-                do { try store.appendEvent(job: job, kind: kind, worker: worker, text: text) } catch {
-                    logger.error("\(error)")
-                }
+                pendingEvents.append((job, kind, worker, text))
             case let .persistJob(id):
-                guard let job = machine.jobs[id] else { continue }
-                do { try store.save(job) } catch { logger.error("\(error)") }
+                pendingJobs.insert(id)
             case let .sendCheckpoint(worker, job, step):
                 sendCheckpoint(job: job, step: step, to: worker)
             }
@@ -317,7 +336,9 @@ private struct Shell {
         let reply: Message
         do {
             let request = try codec.decode(Array(frames.dropFirst()))
+            flush(machine)
             reply = answer(request, machine: &machine, now: now)
+            flush(machine)
         } catch {
             drop("a client request: \(error)")
             reply = .error(ErrorReply(error))
@@ -335,7 +356,7 @@ private struct Shell {
                 } catch {
                     return .error(ErrorReply(code: .invalidSpec, message: "\(error)", inReplyTo: "submit"))
                 }
-                let id = try store.nextJobID()
+                let id = machine.nextJobID
                 let requirements = JobRequirements(
                     name: spec.name, minWorkers: spec.workers.min, maxWorkers: spec.workers.max,
                     priority: spec.priority, ringSecurity: spec.ringSecurity == .none ? .none : .curve,

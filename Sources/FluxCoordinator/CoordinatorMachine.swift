@@ -138,6 +138,9 @@ public struct CoordinatorMachine: Sendable {
     public private(set) var workers: [WorkerID: WorkerEntry] = [:]
     public private(set) var jobs: [JobID: TrainingJob] = [:]
     private var nextSequence = 0
+    /// Unfinished jobs in scheduling order (priority, then submission), kept sorted as jobs come and go, so a
+    /// decision costs O(unfinished jobs), not a sort of every job ever submitted.
+    private var active: [JobID] = []
     private var lastHeartbeat = -Double.infinity
     /// When jobs were restored from the store (members that never re-register are lost after the timeout).
     private var restoredAt: Double?
@@ -156,6 +159,7 @@ public struct CoordinatorMachine: Sendable {
         for job in restored {
             jobs[job.id] = job
             nextSequence = max(nextSequence, job.sequence + 1)
+            if !job.isTerminal { activate(job.id) }
         }
         restoredAt = now
     }
@@ -218,13 +222,26 @@ public struct CoordinatorMachine: Sendable {
 
     // MARK: - Jobs
 
+    /// The id the next submitted job gets (`j-000001`, …): unique across restarts, since restored jobs advance it.
+    public var nextJobID: JobID { JobID(rawValue: String(format: "j-%06d", nextSequence + 1)) }
+
     /// A validated job was submitted under `id`.
     public mutating func submit(_ id: JobID, requirements: JobRequirements, now: Double) -> [CoordinatorAction] {
         jobs[id] = TrainingJob(id: id, requirements: requirements, sequence: nextSequence)
         nextSequence += 1
-        return [.persistJob(id), .event(id, kind: "submitted", worker: nil,
-                                        text: "submitted '\(requirements.name)' for \(requirements.minWorkers)–\(requirements.maxWorkers) workers")]
-            + schedule(now: now)
+        activate(id)
+        var actions: [CoordinatorAction] = [
+            .persistJob(id),
+            .event(id, kind: "submitted", worker: nil,
+                   text: "submitted '\(requirements.name)' for \(requirements.minWorkers)–\(requirements.maxWorkers) workers"),
+        ]
+        actions += schedule(now: now)
+        if let job = jobs[id], job.state == .queued, job.message == nil {
+            let text = "waiting for workers: \(idleWorkers().count) free of the \(requirements.minWorkers) it needs"
+            jobs[id]?.message = text
+            actions += [.persistJob(id), .event(id, kind: "waiting", worker: nil, text: text)]
+        }
+        return actions
     }
 
     /// Why a cancellation cannot be done.
@@ -495,17 +512,32 @@ public struct CoordinatorMachine: Sendable {
         job.belowMinSince = nil
         job.joining = []
         jobs[jobID] = job
+        if let index = active.firstIndex(of: jobID) { active.remove(at: index) }
         actions += [.persistJob(jobID), .event(jobID, kind: kind, worker: worker, text: text)]
         return actions + schedule(now: now)
+    }
+
+    /// Inserts a job into `active` at its place in the scheduling order.
+    private mutating func activate(_ id: JobID) {
+        guard let job = jobs[id] else { return }
+        let key = (job.requirements.priority, -job.sequence)
+        var low = 0, high = active.count
+        while low < high {
+            let mid = (low + high) / 2
+            let other = jobs[active[mid]]!
+            if (other.requirements.priority, -other.sequence) > key { low = mid + 1 } else { high = mid }
+        }
+        active.insert(id, at: low)
     }
 
     /// Starts queued jobs (by priority, then submission) and hands idle workers to running jobs below `max`.
     private mutating func schedule(now: Double) -> [CoordinatorAction] {
         var actions: [CoordinatorAction] = []
-        let order = jobs.values.filter { !$0.isTerminal }
-            .sorted { ($0.requirements.priority, -$0.sequence) > ($1.requirements.priority, -$1.sequence) }
-        for candidate in order {
-            let job = jobs[candidate.id]!
+        var idleCount = idleWorkers().count
+        for id in active {
+            // Nothing left to hand out: no job can start or grow (a queued job said why it waits when submitted).
+            if idleCount == 0 { break }
+            let job = jobs[id]!
             let idle = idleWorkers()
             let needed = job.requirements.minWorkers
             switch job.state {
@@ -519,6 +551,7 @@ public struct CoordinatorMachine: Sendable {
                     continue
                 }
                 let take = Array(idle.prefix(job.requirements.maxWorkers))
+                idleCount -= take.count
                 actions += assign(take, to: job.id)
                 jobs[job.id]?.members = take
                 jobs[job.id]?.state = .running
@@ -528,6 +561,7 @@ public struct CoordinatorMachine: Sendable {
                 let room = job.requirements.maxWorkers - job.members.count - job.joining.count
                 guard room > 0, !idle.isEmpty else { continue }
                 let take = Array(idle.prefix(room))
+                idleCount -= take.count
                 actions += assign(take, to: job.id)
                 if job.members.count < needed {
                     // Below min: no commit boundary to wait for; re-form at once.

@@ -15,6 +15,9 @@ public final class Store: Sendable {
         do {
             var configuration = Configuration()
             configuration.busyMode = .timeout(5)
+            // WAL with synchronous=NORMAL: a commit survives the death of the process (SIGKILL) without an fsync per
+            // transaction; only a power loss can take the last few back (the coordinator's workers re-register).
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
             database = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(database)
         } catch {
@@ -67,6 +70,31 @@ public final class Store: Sendable {
 
     private func write<T>(_ body: (Database) throws -> T) throws(CoordinatorError) -> T {
         do { return try database.write(body) } catch { throw .store(path: database.path, reason: "\(error)") }
+    }
+
+    /// One transaction for a batch of job rows and events (what one turn of the coordinator's loop produced).
+    public func commit(jobs: [TrainingJob], events: [(job: JobID, kind: String, worker: WorkerID?, text: String)])
+        throws(CoordinatorError) {
+        guard !jobs.isEmpty || !events.isEmpty else { return }
+        let records: [(TrainingJob, Data)]
+        do { records = try jobs.map { ($0, try JSONEncoder().encode($0)) } } catch {
+            throw .store(path: database.path, reason: "\(error)")
+        }
+        let now = Self.nowMS()
+        try write { db in
+            for (job, record) in records {
+                try db.execute(
+                    sql: """
+                        INSERT INTO jobs (id, sequence, state, record, created_ms) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET state = excluded.state, record = excluded.record
+                        """,
+                    arguments: [job.id.rawValue, job.sequence, job.state.rawValue, record, now])
+            }
+            for event in events {
+                try db.execute(sql: "INSERT INTO events (job, time_ms, kind, worker, text) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [event.job.rawValue, now, event.kind, event.worker?.rawValue, event.text])
+            }
+        }
     }
 
     private func read<T>(_ body: (Database) throws -> T) throws(CoordinatorError) -> T {

@@ -9,6 +9,6 @@ struct FluxBench: ParsableCommand {
         abstract: "Measure Flux's compute core (median of repeated runs after warm-up).",
         subcommands: [
             ForwardBench.self, TrainStepBench.self, SGEMMBench.self, VideoBench.self, AllReduceBench.self,
-            ZMQThroughputBench.self, RingMember.self,
+            ZMQThroughputBench.self, RingMember.self, CoordinatorBench.self,
         ])
 }

@@ -117,15 +117,19 @@ public struct LocalCluster {
         return path
     }
 
-    /// Stops every daemon: SIGTERM (workers leave, the coordinator drains), SIGKILL after `timeout`.
+    /// Stops every daemon: SIGTERM to the workers first (each leaves its job at the next commit, which the
+    /// coordinator must still be there to see), then to the coordinator; SIGKILL to what still runs after `timeout`.
     public func down(timeout: TimeInterval = 20) -> [Int32] {
-        var pids = workerPIDs.map(\.1)
-        if let coordinator = coordinatorPID { pids.append(coordinator) }
-        for pid in pids { kill(pid, SIGTERM) }
+        let workers = workerPIDs.map(\.1)
+        let coordinator = coordinatorPID
         let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline, pids.contains(where: Self.isAlive) { usleep(50_000) }
-        for pid in pids where Self.isAlive(pid) { kill(pid, SIGKILL) }
-        return pids
+        for pid in workers { kill(pid, SIGTERM) }
+        while Date() < deadline, workers.contains(where: Self.isAlive) { usleep(50_000) }
+        if let coordinator { kill(coordinator, SIGTERM) }
+        let all = workers + (coordinator.map { [$0] } ?? [])
+        while Date() < deadline.addingTimeInterval(5), all.contains(where: Self.isAlive) { usleep(50_000) }
+        for pid in all where Self.isAlive(pid) { kill(pid, SIGKILL) }
+        return all
     }
 
     /// Starts `fluxd ARGS` detached from this process, output appended to `DIR/logs/LOG`; returns its pid.

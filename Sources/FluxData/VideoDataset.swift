@@ -13,7 +13,6 @@ import FluxVideo
 public final class VideoDataset: ClipSource {
     public let manifest: Manifest
     public let seed: UInt64
-    public let globalBatch: Int
     /// Random resized crop and flip (training) or the centre test view (no augmentation).
     public let augment: Bool
     /// Decoder threads per video (frame threads).
@@ -26,20 +25,21 @@ public final class VideoDataset: ClipSource {
     /// Videos that could not be read so far: manifest line, path and FFmpeg's reason.
     public private(set) var unreadable: [(line: Int, path: String, reason: String)] = []
 
-    public init(manifest: Manifest, seed: UInt64, globalBatch: Int, augment: Bool, flip: Bool = true,
+    public init(manifest: Manifest, seed: UInt64, augment: Bool, flip: Bool = true,
                 cropScale: ClosedRange<Double> = 0.08...1, decoderThreads: Int = 1) {
         self.manifest = manifest
         self.flip = flip
         self.cropScale = cropScale
         self.seed = seed
-        self.globalBatch = globalBatch
         self.augment = augment
         self.decoderThreads = decoderThreads
     }
 
     public var count: Int { manifest.entries.count }
 
-    public func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch {
+    public func batch(
+        epoch: Int, step: Int, rank: Int, worldSize: Int, globalBatch: Int, plan: SamplingPlan
+    ) throws -> RankBatch {
         let slice = Sharding.slice(count: count, seed: seed, epoch: epoch, step: step, globalBatch: globalBatch,
                                    rank: rank, worldSize: worldSize)
         var samples: [Sample] = []

@@ -82,15 +82,15 @@ public struct RankBatch: Sendable {
 
 /// Where a step's clips come from.
 ///
-/// Contract: `batch(epoch:step:rank:worldSize:plan:)` returns this rank's near-equal slice of the
-/// fixed global batch of that step — the r-th of `worldSize` contiguous slices of the epoch
+/// Contract: `batch(epoch:step:rank:worldSize:globalBatch:plan:)` returns this rank's near-equal slice of
+/// the fixed global batch of that step (its size is the training config's: sources never hold their own) — the r-th of `worldSize` contiguous slices of the epoch
 /// permutation from (seed, epoch) — decoded at the plan's frames and resolution, with every random
 /// choice keyed by (seed, epoch, step, sample index, purpose), never by rank. Deterministic: the
 /// same arguments give the same samples. Unreadable samples are listed in `skipped`.
 public protocol ClipSource: AnyObject {
     /// Samples in one epoch.
     var count: Int { get }
-    func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch
+    func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, globalBatch: Int, plan: SamplingPlan) throws -> RankBatch
 }
 
 /// The deterministic sharding of design §4, shared by every `ClipSource`: epoch e's order is a

@@ -7,23 +7,23 @@ public final class SyntheticClips: ClipSource {
     public let count: Int
     public let classes: Int
     public let seed: UInt64
-    public let globalBatch: Int
     /// Sample indices that "cannot be read" (skipped and counted, never replaced).
     public var unreadable: Set<Int> = []
     /// Scale of each clip's values; a non-finite value poisons every clip (tests the skip path).
     public var amplitude: Float = 1
 
-    public init(count: Int, classes: Int, seed: UInt64, globalBatch: Int) {
+    public init(count: Int, classes: Int, seed: UInt64) {
         self.count = count
         self.classes = classes
         self.seed = seed
-        self.globalBatch = globalBatch
     }
 
     /// The epoch's order of sample indices, from (seed, epoch) only.
     public func permutation(epoch: Int) -> [Int] { Sharding.permutation(count: count, seed: seed, epoch: epoch) }
 
-    public func batch(epoch: Int, step: Int, rank: Int, worldSize: Int, plan: SamplingPlan) throws -> RankBatch {
+    public func batch(
+        epoch: Int, step: Int, rank: Int, worldSize: Int, globalBatch: Int, plan: SamplingPlan
+    ) throws -> RankBatch {
         let slice = Sharding.slice(count: count, seed: seed, epoch: epoch, step: step, globalBatch: globalBatch,
                                    rank: rank, worldSize: worldSize)
         var samples: [Sample] = []

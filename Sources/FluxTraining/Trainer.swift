@@ -155,7 +155,7 @@ public final class Trainer {
         let start = DispatchTime.now().uptimeNanoseconds
         let plan = planner.plan(seed: config.seed, epoch: state.epoch, step: state.stepInEpoch)
         let batch = try source.batch(epoch: state.epoch, step: state.stepInEpoch, rank: reducer.rank,
-                                     worldSize: reducer.worldSize, plan: plan)
+                                     worldSize: reducer.worldSize, globalBatch: config.globalBatch, plan: plan)
         let params = model.parameters
         params.gradients.update(repeating: 0, count: params.count)
         var totals = StepTotals(samples: 0, lossSums: [0, 0, 0, 0, 0], nonFinite: false)

@@ -13,17 +13,31 @@ import FluxTensor
 // a barrier, then each thread sums the rows it owns.
 
 /// Tape slots in the training workspace (separate from the inference workspace).
+///
+/// A slot is (family << 32) | index, so the per-thread and per-block families can never run into each other (with
+/// fixed offsets, 51 threads' private buffers reached the next family's range: a 64-core worker corrupted its tape).
 private enum TapeSlot {
     static let raw = 0, rstdBefore = 1, rstdAfter = 2, embedPre = 3, pool = 4, xFinal = 5
     static let dx = 6, dEmbed = 7, dxn = 8, dHidden = 9, dqkv = 10, dHeads = 11, dPos = 12
     static let dGrid = 14, dTimed = 15, dPatchWeight = 16, zeroBias = 17
-    static let privateDKV = 100  // + 2·thread + block parity
-    static let threadGradients = 200  // + thread (thread ≥ 1)
-    static let headScratch = 300  // + thread
-    static let attentionScratch = 400  // + thread
-    static let dProjected = 500  // + thread
-    static let dNormed = 600  // + thread
-    static let block = 1000  // + 16·block + field
+
+    private static func slot(_ family: Int, _ index: Int) -> Int {
+        precondition((0..<(1 << 31)).contains(index), "tape slot index \(index) out of range")
+        return family << 32 | index
+    }
+    /// Thread t's private key/value gradients for blocks of `parity`.
+    static func privateDKV(thread t: Int, parity: Int) -> Int { slot(1, 2 * t + parity) }
+    /// Thread t's (t ≥ 1) private parameter gradients.
+    static func threadGradients(_ t: Int) -> Int { slot(2, t) }
+    static func headScratch(_ t: Int) -> Int { slot(3, t) }
+    static func attentionScratch(_ t: Int) -> Int { slot(4, t) }
+    static func dProjected(_ t: Int) -> Int { slot(5, t) }
+    static func dNormed(_ t: Int) -> Int { slot(6, t) }
+    /// Block i's field (0 ..< 16).
+    static func block(_ i: Int, field: Int) -> Int {
+        precondition((0..<16).contains(field), "block tape field \(field) out of range")
+        return slot(7, 16 * i + field)
+    }
 }
 
 /// What `backward` needs from the loss for the forward just run.
@@ -86,7 +100,7 @@ extension FluxViTModel {
         let tape = Tape(model: self, geometry: g)
         // Extra threads' buffers start zeroed and are cleared again when summed.
         let threadGradients = (0..<pool.threadCount).map { t in
-            t == 0 ? parameters.gradients : trainingWorkspace.buffer(TapeSlot.threadGradients + t, count: parameters.count)
+            t == 0 ? parameters.gradients : trainingWorkspace.buffer(TapeSlot.threadGradients(t), count: parameters.count)
         }
         let projector = gradients.projection?.index
         let dProjection: [Float]? = gradients.projection?.gradient.scalars
@@ -177,14 +191,14 @@ struct Tape {
         dPatchWeight = ws.buffer(TapeSlot.dPatchWeight, count: threads * C * P3)
         zeroBias = ws.buffer(TapeSlot.zeroBias, count: c.hiddenDim, zeroed: true)
         blocks = (0..<c.depth).map { BlockTape(ws, block: $0, rows: g.rows, config: c) }
-        privateDKV = (0..<threads).map { t in (0..<2).map { ws.buffer(TapeSlot.privateDKV + 2 * t + $0, count: 2 * g.rows * C) } }
+        privateDKV = (0..<threads).map { t in (0..<2).map { ws.buffer(TapeSlot.privateDKV(thread: t, parity: $0), count: 2 * g.rows * C) } }
         let D = c.clipEmbedDim, H = c.attnPoolNumHeads, n = g.n
-        headScratch = (0..<threads).map { ws.buffer(TapeSlot.headScratch + $0, count: 3 * D + 4 * C + 2 * H * C + n * H + 2 * n * C + 64) }
+        headScratch = (0..<threads).map { ws.buffer(TapeSlot.headScratch($0), count: 3 * D + 4 * C + 2 * H * C + n * H + 2 * n * C + 64) }
         let attention = Attention.backwardScratchCount(keys: g.n, headDim: c.headDim)
-        attentionScratch = (0..<threads).map { ws.buffer(TapeSlot.attentionScratch + $0, count: attention) }
+        attentionScratch = (0..<threads).map { ws.buffer(TapeSlot.attentionScratch($0), count: attention) }
         let share = (g.B * g.N + threads - 1) / threads + 1
-        dProjected = (0..<threads).map { ws.buffer(TapeSlot.dProjected + $0, count: share * C) }
-        dNormed = (0..<threads).map { ws.buffer(TapeSlot.dNormed + $0, count: share * P3) }
+        dProjected = (0..<threads).map { ws.buffer(TapeSlot.dProjected($0), count: share * C) }
+        dNormed = (0..<threads).map { ws.buffer(TapeSlot.dNormed($0), count: share * P3) }
     }
 
     func poolValues(_ b: Int) -> PoolValues {
@@ -208,19 +222,20 @@ struct BlockTape {
     let xIn, qkvRaw, qk, heads, lse, projOut, mlpOut, pre, rstd1, rstdQ, rstdK, rstd2: UnsafeMutablePointer<Float>
 
     init(_ ws: Workspace, block i: Int, rows R: Int, config c: FluxViTConfig) {
-        let C = c.embedDim, base = TapeSlot.block + 16 * i
-        xIn = ws.buffer(base, count: R * C)
-        qkvRaw = ws.buffer(base + 1, count: R * 3 * C)
-        qk = ws.buffer(base + 2, count: R * 2 * C)
-        heads = ws.buffer(base + 3, count: R * C)
-        lse = ws.buffer(base + 4, count: R * c.numHeads)
-        projOut = ws.buffer(base + 5, count: R * C)
-        mlpOut = ws.buffer(base + 6, count: R * C)
-        pre = ws.buffer(base + 7, count: R * c.hiddenDim)
-        rstd1 = ws.buffer(base + 8, count: R)
-        rstdQ = ws.buffer(base + 9, count: R)
-        rstdK = ws.buffer(base + 10, count: R)
-        rstd2 = ws.buffer(base + 11, count: R)
+        let C = c.embedDim
+        func base(_ field: Int) -> Int { TapeSlot.block(i, field: field) }
+        xIn = ws.buffer(base(0), count: R * C)
+        qkvRaw = ws.buffer(base(1), count: R * 3 * C)
+        qk = ws.buffer(base(2), count: R * 2 * C)
+        heads = ws.buffer(base(3), count: R * C)
+        lse = ws.buffer(base(4), count: R * c.numHeads)
+        projOut = ws.buffer(base(5), count: R * C)
+        mlpOut = ws.buffer(base(6), count: R * C)
+        pre = ws.buffer(base(7), count: R * c.hiddenDim)
+        rstd1 = ws.buffer(base(8), count: R)
+        rstdQ = ws.buffer(base(9), count: R)
+        rstdK = ws.buffer(base(10), count: R)
+        rstd2 = ws.buffer(base(11), count: R)
     }
 }
 

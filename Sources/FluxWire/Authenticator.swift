@@ -90,6 +90,9 @@ public final class Authenticator: Sendable {
 
     deinit { stop() }
 
+    /// Monitor endpoints of the watched sockets, by socket.
+    private let watched = Mutex<[ObjectIdentifier: String]>([:])
+
     /// Refusals so far (ZAP 400 answers plus failed handshakes on watched sockets).
     public var refusals: Int { state.refusals.load(ordering: .acquiring) }
 
@@ -110,11 +113,23 @@ public final class Authenticator: Sendable {
     /// peers. Call from the socket's owning thread; it uses the socket's monitor (one per socket).
     public func watch(_ socket: Socket) throws {
         let endpoint = try socket.startMonitor([.handshakes])
-        let reply = try command(["WATCH", Frame(endpoint)])
+        let reply: [Frame]
+        do { reply = try command(["WATCH", Frame(endpoint)]) } catch {
+            socket.stopMonitor()
+            throw error
+        }
         guard reply.first?.string == "OK" else {
             socket.stopMonitor()
             throw WireError.authenticatorUnavailable(reason: reply.dropFirst().first?.string ?? "no reply")
         }
+        watched.withLock { $0[ObjectIdentifier(socket)] = endpoint }
+    }
+
+    /// Stops watching `socket` (before closing it): its monitor ends and the handler forgets it. Idempotent.
+    public func unwatch(_ socket: Socket) {
+        guard let endpoint = watched.withLock({ $0.removeValue(forKey: ObjectIdentifier(socket)) }) else { return }
+        socket.stopMonitor()
+        _ = try? command(["UNWATCH", Frame(endpoint)])
     }
 
     /// Stops the handler thread and waits for it; later handshakes on CURVE servers of the context fail.
@@ -197,6 +212,13 @@ public final class Authenticator: Sendable {
                     if let line = log.flush(at: .now, force: true) { state.log(line) }
                     _ = try? control.send(["OK"], timeout: .seconds(1))
                     break loop
+                case "UNWATCH" where frames.count == 2:
+                    if let index = monitors.firstIndex(where: { $0.endpoint == frames[1].string }) {
+                        poller.remove(monitors[index].socket)
+                        monitors[index].close()
+                        monitors.remove(at: index)
+                    }
+                    _ = try? control.send(["OK"], timeout: .seconds(1))
                 case "WATCH" where frames.count == 2:
                     do {
                         let monitor = try SocketMonitor(context: context, endpoint: frames[1].string)

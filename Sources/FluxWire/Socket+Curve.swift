@@ -61,6 +61,8 @@ extension Socket {
                 try? disconnect(endpoint)
                 throw WireError.timedOut(operation: "the handshake with \(endpoint)", after: timeout)
             }
+            // Only this connection's events: the socket may hold others, whose handshakes say nothing about this one.
+            guard event.endpoint == endpoint else { continue }
             if event.kind == .handshakeSucceeded { return }
             guard event.isHandshakeFailure else { continue }
             try? disconnect(endpoint)

@@ -29,14 +29,13 @@ public struct TrainingAssembly {
             let manifest = try Manifest.load(path: train, root: root)
             try manifest.validate(classCount: spec.modelConfig.numClasses)
             let dataset = VideoDataset(
-                manifest: manifest, seed: spec.training.seed, globalBatch: spec.training.globalBatch, augment: true,
+                manifest: manifest, seed: spec.training.seed, augment: true,
                 flip: spec.training.flip, cropScale: spec.training.cropScale...1)
             videos = dataset
             source = dataset
         case let .synthetic(count):
             videos = nil
-            source = SyntheticClips(count: count, classes: spec.modelConfig.numClasses, seed: spec.training.seed,
-                                    globalBatch: spec.training.globalBatch)
+            source = SyntheticClips(count: count, classes: spec.modelConfig.numClasses, seed: spec.training.seed)
         }
         var runConfig = spec.trainingConfig(datasetCount: source.count)
         runConfig.checkpointEvery = 0  // the worker sends checkpoints to the coordinator instead

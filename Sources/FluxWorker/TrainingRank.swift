@@ -233,7 +233,7 @@ final class TrainingRank: @unchecked Sendable {
                     if mailbox.isLeaving, step < run.totalSteps {
                         log("leaving at the commit of step \(step)")
                         send(.leave(Leave(job: job, step: step)))
-                        mailbox.waitForStop(timeout: 30)
+                        mailbox.waitForStop(timeout: 5)
                         return .left
                     }
                 }

@@ -28,7 +28,7 @@ struct TrainStepBench: ParsableCommand {
         Initialization.initialize(model.parameters, seed: 0)
         model.parametersChanged()
         let optimizer = AdamW(store: model.parameters, config: OptimizerConfig())
-        let clips = SyntheticClips(count: batch, classes: config.numClasses, seed: 1, globalBatch: batch)
+        let clips = SyntheticClips(count: batch, classes: config.numClasses, seed: 1)
         let video = Tensor.stacked((0..<batch).map { clips.clip(index: $0, frames: frames, size: size) })
         let labels = (0..<batch).map { $0 % config.numClasses }
         let p = model.parameters

@@ -108,17 +108,17 @@ struct Train: ParsableCommand {
         if let train {
             let manifest = try Manifest.load(path: train, root: root)
             try manifest.validate(classCount: modelConfig.numClasses)
-            let dataset = VideoDataset(manifest: manifest, seed: seed, globalBatch: batch, augment: true, flip: !noFlip,
+            let dataset = VideoDataset(manifest: manifest, seed: seed, augment: true, flip: !noFlip,
                                        cropScale: cropScale...1)
             videos = dataset
             source = dataset
             if let val {
                 let valManifest = try Manifest.load(path: val, root: root)
                 try valManifest.validate(classCount: modelConfig.numClasses)
-                validationVideos = VideoDataset(manifest: valManifest, seed: seed, globalBatch: batch, augment: false)
+                validationVideos = VideoDataset(manifest: valManifest, seed: seed, augment: false)
             }
         } else {
-            source = SyntheticClips(count: synthetic ?? 0, classes: modelConfig.numClasses, seed: seed, globalBatch: batch)
+            source = SyntheticClips(count: synthetic ?? 0, classes: modelConfig.numClasses, seed: seed)
         }
         let count = source.count
         let trainer = try Trainer(model: net, config: config, planner: planner, source: source)
@@ -138,7 +138,7 @@ struct Train: ParsableCommand {
                 }.accuracies
             }
         } else if train == nil {
-            let validation = SyntheticClips(count: max(count / 4, batch), classes: modelConfig.numClasses, seed: seed &+ 1_000_003, globalBatch: batch)
+            let validation = SyntheticClips(count: max(count / 4, batch), classes: modelConfig.numClasses, seed: seed &+ 1_000_003)
             validate = {
                 try Evaluation.accuracy(model: net, count: validation.count, batch: batch) { i in
                     Sample(clip: validation.clip(index: i, frames: validationPlan.frames, size: validationPlan.resolution),

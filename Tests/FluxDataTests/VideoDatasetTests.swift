@@ -28,8 +28,8 @@ import Testing
             var clips: [Tensor] = []
             var skipped: [Int] = []
             for rank in 0..<world {
-                let data = VideoDataset(manifest: manifest, seed: 9, globalBatch: batch, augment: true, flip: false)
-                let part = try data.batch(epoch: 1, step: 0, rank: rank, worldSize: world, plan: plan)
+                let data = VideoDataset(manifest: manifest, seed: 9, augment: true, flip: false)
+                let part = try data.batch(epoch: 1, step: 0, rank: rank, worldSize: world, globalBatch: batch, plan: plan)
                 clips += part.samples.map(\.clip)
                 skipped += part.skipped
                 #expect(part.samples.allSatisfy { $0.clip.shape == [3, 4, 32, 32] })
@@ -40,7 +40,7 @@ import Testing
         }
         #expect(perWorld[0] == perWorld[1] && perWorld[0] == perWorld[2], "clips must not depend on the world size")
 
-        let data = VideoDataset(manifest: manifest, seed: 9, globalBatch: batch, augment: false)
+        let data = VideoDataset(manifest: manifest, seed: 9, augment: false)
         #expect(data.testSample(index: manifest.entries.count - 1, frames: 4, size: 32) == nil)
         #expect(data.unreadable.first?.line == 99)
         let clip = try #require(data.testSample(index: 0, frames: 4, size: 32))

@@ -29,7 +29,7 @@ import Testing
         config.optimizer.clipGradNorm = 1
         config.checkpointDirectory = directory
         configure(&config)
-        let clips = source ?? SyntheticClips(count: 8, classes: 5, seed: seed, globalBatch: config.globalBatch)
+        let clips = source ?? SyntheticClips(count: 8, classes: 5, seed: seed)
         return try Trainer(model: model, config: config, planner: try planner(), source: clips)
     }
 
@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func nonFiniteLoss_skipsTheStepEverywhere_thenFailsAfterTheLimit() throws {
-        let source = SyntheticClips(count: 8, classes: 5, seed: 1, globalBatch: 4)
+        let source = SyntheticClips(count: 8, classes: 5, seed: 1)
         source.amplitude = .nan
         let trainer = try Self.trainer(source: source) { $0.maxNonFiniteStreak = 3 }
         let before = Self.parameters(trainer)
@@ -116,7 +116,7 @@ import Testing
     }
 
     @Test func unreadableSamples_areSkippedAndCounted_neverReplaced() throws {
-        let source = SyntheticClips(count: 8, classes: 5, seed: 1, globalBatch: 4)
+        let source = SyntheticClips(count: 8, classes: 5, seed: 1)
         let firstBatch = source.permutation(epoch: 0).prefix(4)
         source.unreadable = [firstBatch.first!]
         let trainer = try Self.trainer(source: source)
@@ -140,7 +140,7 @@ import Testing
         let model = try FluxViTModel(config: try Self.tinyConfig(), threads: 2)
         Initialization.initialize(model.parameters, seed: 4)
         model.parametersChanged()
-        let clips = SyntheticClips(count: 4, classes: 5, seed: 4, globalBatch: 4)
+        let clips = SyntheticClips(count: 4, classes: 5, seed: 4)
         let samples = (0..<4).map { clips.clip(index: $0, frames: 4, size: 12) }
         let labels = [0, 1, 2, 3]
         let p = model.parameters
@@ -167,7 +167,7 @@ import Testing
         config.optimizer.finalLearningRate = 1e-4
         config.optimizer.warmupIterations = 5
         config.optimizer.weightDecay = 0
-        let clips = SyntheticClips(count: 4, classes: 4, seed: 7, globalBatch: 4)
+        let clips = SyntheticClips(count: 4, classes: 4, seed: 7)
         let trainer = try Trainer(model: model, config: config, planner: try Self.planner(fixed: true), source: clips)
         var losses: [Double] = []
         try trainer.train(progress: { losses.append($0.losses[0]) })  // head 0's cross-entropy
@@ -206,16 +206,16 @@ import Testing
     }
 
     @Test func globalBatch_isSplitIntoNearEqualRankSlices_coveringItOnce() throws {
-        let clips = SyntheticClips(count: 20, classes: 3, seed: 2, globalBatch: 7)
+        let clips = SyntheticClips(count: 20, classes: 3, seed: 2)
         let plan = SamplingPlan(frames: 2, resolution: 8, tokens: 8)
         for world in 1...4 {
             var labels: [Int] = []
             for rank in 0..<world {
-                let batch = try clips.batch(epoch: 0, step: 1, rank: rank, worldSize: world, plan: plan)
+                let batch = try clips.batch(epoch: 0, step: 1, rank: rank, worldSize: world, globalBatch: 7, plan: plan)
                 #expect(abs(batch.samples.count - 7 / world) <= 1)
                 labels += batch.samples.map(\.label)
             }
-            let whole = try clips.batch(epoch: 0, step: 1, rank: 0, worldSize: 1, plan: plan)
+            let whole = try clips.batch(epoch: 0, step: 1, rank: 0, worldSize: 1, globalBatch: 7, plan: plan)
             #expect(labels == whole.samples.map(\.label))
         }
     }
@@ -248,13 +248,30 @@ import Testing
         let model = try FluxViTModel(config: try TrainerTests.tinyConfig(), threads: 1)
         Initialization.initialize(model.parameters, seed: 2)
         model.parametersChanged()
-        let clips = SyntheticClips(count: 6, classes: 5, seed: 2, globalBatch: 6)
+        let clips = SyntheticClips(count: 6, classes: 5, seed: 2)
+        let budgets = model.config.budgets
+        // The model's own top class per sample and budget, one sample at a time (independent of the batching).
+        let predicted: [[Int]] = try (0..<6).map { i in
+            let clip = clips.clip(index: i, frames: 4, size: 8)
+            return try budgets.indices.map { j in
+                let logits = try model.forward(video: clip.reshaped([1] + clip.shape), budget: budgets[j], head: j).logits.scalars
+                return logits.indices.max { logits[$0] < logits[$1] || (logits[$0] == logits[$1] && $0 > $1) }!
+            }
+        }
+        // Even samples are labelled with budget 0's prediction (top-1 right), odd ones with another class.
+        let labels = (0..<6).map { $0 % 2 == 0 ? predicted[$0][0] : (predicted[$0][0] + 1) % 5 }
         let (accuracies, unreadable) = try Evaluation.accuracy(model: model, count: 6, batch: 4) { i in
-            i == 3 ? nil : Sample(clip: clips.clip(index: i, frames: 4, size: 8), label: i % 5)
+            i == 3 ? nil : Sample(clip: clips.clip(index: i, frames: 4, size: 8), label: labels[i])
         }
         #expect(unreadable == 1)
         #expect(accuracies.map(\.budget) == [24, 16, 8] && accuracies.map(\.head) == [0, 1, 2])
-        #expect(accuracies.allSatisfy { $0.samples == 5 && (0...1).contains($0.top1) && $0.top5 == 1 }, "5 classes: top-5 is always right")
+        let readable = [0, 1, 2, 4, 5]
+        for (j, accuracy) in accuracies.enumerated() {
+            let expected = Double(readable.filter { predicted[$0][j] == labels[$0] }.count) / 5
+            #expect(accuracy.samples == 5 && accuracy.top1 == expected, "budget \(budgets[j]): top-1 \(accuracy.top1), expected \(expected)")
+            #expect(accuracy.top5 == 1, "5 classes: top-5 is always right")
+        }
+        #expect(accuracies[0].top1 == 0.6, "samples 0, 2, 4 right at budget 0, samples 1 and 5 wrong")
 
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("flux-metrics-\(UUID().uuidString).jsonl").path
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -8,6 +8,12 @@ import Testing
 @Suite struct ResizeAndSelectionTests {
     static let folder = GoldenParityTests.folder
 
+    /// The parameterized tests below run one case per golden: without goldens they would pass having tested nothing.
+    @Test func goldens_arePresent() {
+        #expect(Goldens.names(withPrefix: "resize_", in: Self.folder).count == 8, "resize goldens missing: run `make goldens`")
+        #expect(Goldens.names(withPrefix: "select_", in: Self.folder).count == 12, "select goldens missing: run `make goldens`")
+    }
+
     @Test(arguments: Goldens.names(withPrefix: "resize_", in: folder))
     func positionEmbedding_matchesPyTorchInterpolate(caseName: String) throws {
         let golden = try Goldens.load(caseName, in: Self.folder)

@@ -83,6 +83,17 @@ import Testing
         #expect(server.log.all.first?.contains("different security mechanisms") == true, "\(server.log.all)")
     }
 
+    @Test func unwatch_plaintextRefusalsAreNoLongerCounted_andHandshakesOfOtherConnectionsAreIgnored() throws {
+        let server = try Server(allowing: [try CurveKeyPair.generate().publicKey])
+        defer { server.authenticator.stop() }
+        server.authenticator.unwatch(server.socket)
+        server.authenticator.unwatch(server.socket)  // idempotent
+        try server.context.withSocket(.dealer) { client in
+            #expect(throws: WireError.self) { try client.connect(server.endpoint, handshakeWithin: .seconds(2)) }
+        }
+        #expect(server.authenticator.refusals == 0, "an unwatched socket's handshake failures are not reported")
+    }
+
     @Test func noAuthenticator_curveServerRefusesEveryone() throws {
         // ZMQ_ZAP_ENFORCE_DOMAIN: without a ZAP handler the server must refuse, not accept all.
         let context = try ZMQContext(defaultLinger: .zero)

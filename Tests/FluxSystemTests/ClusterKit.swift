@@ -120,6 +120,15 @@ enum SystemData {
         return best
     }
 
+    /// The index N of the `workers/wN` folder whose worker has `pid`.
+    static func folderIndex(of pid: Int32, in cluster: TestCluster) -> Int {
+        for folder in cluster.local.workerDirectories {
+            let text = (try? String(contentsOf: folder.appendingPathComponent("worker.pid"), encoding: .utf8)) ?? ""
+            if Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) == pid { return Int(folder.lastPathComponent.dropFirst()) ?? -1 }
+        }
+        return -1
+    }
+
     /// A job on the tiny motion model and these videos.
     static func spec(name: String, steps: Int, min: Int, max: Int, commitEvery: Int = 3) -> String {
         """

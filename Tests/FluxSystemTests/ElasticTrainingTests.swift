@@ -125,3 +125,33 @@ extension SystemTests {
         }
     }
 }
+
+extension SystemTests {
+    /// SIGTERM (issue 10): a worker finishes its step, leaves at its next commit and exits; the others go on.
+    @Suite struct GracefulLeaveTests {
+        @Test func sigtermOneOfThree_leavesAtCommit_exits_othersFinish() throws {
+            let cluster = try TestCluster(workers: 3)
+            let job = try cluster.submit(SystemData.spec(name: "leave", steps: 45, min: 1, max: 3))
+            try cluster.eventually("the job reaching step 6 on 3 workers", within: 120) {
+                let status = try cluster.status(job)
+                return status.workers == 3 && status.done >= 6
+            }
+            let members = try cluster.client.events(job).first { $0.kind == "generation" }?.text ?? ""
+            let workers = try cluster.client.workers()
+            let leaver = try #require(workers.filter { members.contains($0.workerID.rawValue) }
+                .max { members.range(of: $0.workerID.rawValue)!.lowerBound < members.range(of: $1.workerID.rawValue)!.lowerBound })
+            let pid = Int32(leaver.pid ?? 0)
+            let others = workers.filter { $0.workerID != leaver.workerID }.map { Int32($0.pid ?? 0) }
+            #expect(kill(pid, SIGTERM) == 0)
+            try cluster.eventually("the SIGTERMed worker exiting", within: 30) { !LocalCluster.isAlive(pid) }
+            try cluster.waitForSuccess(job, within: 180)
+            let events = try cluster.client.events(job)
+            #expect(events.contains { $0.kind == "left" && $0.worker == leaver.workerID }, "\(events.map(\.text))")
+            #expect(!events.contains { $0.kind == "worker_lost" }, "a leave is not a loss: \(events.map(\.text))")
+            #expect(others.allSatisfy(LocalCluster.isAlive), "the others never restarted")
+            let log = (try? String(contentsOf: cluster.directory.appendingPathComponent("logs/w\(SystemData.folderIndex(of: pid, in: cluster)).log"),
+                                   encoding: .utf8)) ?? ""
+            #expect(log.contains("leaving at the commit of step") && log.contains("exiting"), "\(log.suffix(800))")
+        }
+    }
+}

@@ -503,9 +503,8 @@ public struct CoordinatorMachine: Sendable {
         var actions: [CoordinatorAction] = []
         for id in job.members + job.joining where workers[id]?.job == jobID {
             workers[id]?.job = nil
-            if state != .succeeded || !job.finished.contains(id) {
-                actions.append(.send(id, .stopTask(StopTask(job: jobID, task: Self.trainingTask, reason: text))))
-            }
+            // Also to ranks that finished: it acknowledges their `task_finished` (they stop replaying it).
+            actions.append(.send(id, .stopTask(StopTask(job: jobID, task: Self.trainingTask, reason: text))))
         }
         job.state = state
         job.message = text

@@ -26,6 +26,11 @@ struct Link {
     var lastRegister = Date.distantPast
     var backoff = 0.1
     var sequence: UInt64 = 0
+    /// The last task's ending (`task_finished` or `task_failed`) and its last checkpoint until the coordinator
+    /// acknowledged it: a coordinator that was down when they were sent gets them again after re-registration, so a
+    /// job that ended meanwhile is not lost.
+    var pendingFinal: (task: TaskRef, message: Message)?
+    var pendingCheckpoint: CheckpointTransfer?
 
     init(options: WorkerOptions, id: WorkerID, keys: CurveKeyPair?, coordinatorKey: CurveKey?, context: ZMQContext,
          logger: Logger) {
@@ -52,7 +57,7 @@ struct Link {
     }
 
     mutating func register() {
-        let running = runningTask()
+        let running = runningTask() ?? pendingFinal.map { ($0.task, 0) }
         let message = Message.register(Register(
             workerID: id, dataEndpoint: options.dataEndpoint, publicKey: keys?.publicKey.z85, cores: options.threads,
             version: "0.4.0", runningTask: running?.0, pid: Int(getpid()), host: ProcessInfo.processInfo.hostName,
@@ -62,6 +67,12 @@ struct Link {
     }
 
     mutating func send(_ message: Message) {
+        switch message {
+        case let .taskFinished(finished): pendingFinal = (TaskRef(job: finished.job, task: finished.task), message)
+        case let .taskFailed(failed): pendingFinal = (TaskRef(job: failed.job, task: failed.task), message)
+        case let .checkpoint(transfer): pendingCheckpoint = transfer
+        default: break
+        }
         guard let socket else { return }
         do {
             _ = try socket.trySend(codec.encode(message).map { Frame($0) })
@@ -101,13 +112,26 @@ struct Link {
                     heartbeatInterval = Double(accepted.heartbeatIntervalMS) / 1000
                     misses = accepted.heartbeatMisses
                     logger.info("registered with the coordinator as \(id)")
+                    // What the coordinator may have missed: the last checkpoint, then how the task ended.
+                    if let checkpoint = pendingCheckpoint { send(.checkpoint(checkpoint)) }
+                    if let final = pendingFinal { send(final.message) }
+                case let .checkpointSaved(saved):
+                    if pendingCheckpoint?.job == saved.job, pendingCheckpoint?.step == saved.step { pendingCheckpoint = nil }
                 case let .rejected(refusal):
                     logger.error("the coordinator refused this worker: \(refusal.message)")
                 case let .error(error) where error.code == .notFound:
                     // The coordinator restarted or declared us dead: register again.
                     if Date().timeIntervalSince(lastRegister) > 0.5 { register() }
-                case .heartbeat, .checkpointSaved:
+                case .heartbeat:
                     break
+                case let .stopTask(stop):
+                    // The coordinator has the task's end (or ended it): nothing to replay any more.
+                    if pendingFinal?.task.job == stop.job { pendingFinal = nil }
+                    if pendingCheckpoint?.job == stop.job { pendingCheckpoint = nil }
+                    messages.append(message)
+                case let .assign(assign):
+                    if pendingFinal?.task.job != assign.job { pendingFinal = nil }
+                    messages.append(message)
                 default:
                     messages.append(message)
                 }

@@ -155,3 +155,27 @@ extension SystemTests {
         }
     }
 }
+
+extension SystemTests {
+    /// A job that ends while the coordinator is down is not lost: the workers replay its last checkpoint and its
+    /// end after re-registering with the restarted coordinator.
+    @Suite struct EndWhileCoordinatorDownTests {
+        @Test func jobFinishesWhileCoordinatorDown_isRecordedAfterRestart() throws {
+            let steps = 45
+            let cluster = try TestCluster(workers: 2)
+            let job = try cluster.submit(SystemData.spec(name: "ends-alone", steps: steps, min: 2, max: 2))
+            try cluster.eventually("the job reaching step 5", within: 120) { try cluster.status(job).done >= 5 }
+            let coordinator = try #require(cluster.local.coordinatorPID)
+            #expect(kill(coordinator, SIGKILL) == 0)
+            try cluster.eventually("the workers finishing the job on their own", within: 120) {
+                try SystemData.lastLoggedStep(cluster.directory) >= steps
+            }
+            let up = try BuiltTool.run("fluxctl", ["up", "--workers", "2", "--state-dir", cluster.directory.path])
+            #expect(up.status == 0, "\(up.stderr)")
+            try cluster.waitForSuccess(job, within: 60)
+            #expect(try cluster.client.checkpoints(job).last?.step == steps, "the final checkpoint was replayed and stored")
+            let workers = try cluster.client.workers()
+            #expect(workers.count == 2 && workers.allSatisfy { $0.state == .idle }, "\(workers)")
+        }
+    }
+}

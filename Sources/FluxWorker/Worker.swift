@@ -88,7 +88,12 @@ public final class Worker: Service, Sendable {
         let id = try Self.stableID(in: directory)
         var keys: CurveKeyPair?
         var coordinatorKey: CurveKey?
-        if !options.insecure {
+        if options.insecure {
+            let loopback = ["tcp://127.", "tcp://localhost:", "ipc://", "inproc://"]
+            guard loopback.contains(where: options.coordinator.hasPrefix) else {
+                throw WorkerError.insecureNotLoopback(endpoint: options.coordinator)
+            }
+        } else {
             do {
                 keys = try CurveKeyPair.load(keyFile: directory.appendingPathComponent("worker.key").path)
                 coordinatorKey = try CurveKeyPair.loadPublicKey(directory.appendingPathComponent("coordinator.pub").path)

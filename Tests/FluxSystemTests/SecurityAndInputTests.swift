@@ -44,11 +44,30 @@ extension SystemTests {
                                  "--data-endpoint", "ipc://\(folder.path)/ring"]
             process.standardError = FileHandle.nullDevice
             try process.run()
-            defer { process.terminate(); process.waitUntilExit() }
+            defer { if process.isRunning { process.terminate(); process.waitUntilExit() } }
             try cluster.eventually("the coordinator logging the stranger's refused handshake", within: 15) {
                 Self.coordinatorLog(cluster).contains("fluxwire: refused")
             }
-            #expect(try cluster.client.workers().count == 1, "the stranger is not registered")
+            // A plaintext worker, too (the stranger stopped first, so what is logged next is about it).
+            process.terminate()
+            process.waitUntilExit()
+            let seen = Self.coordinatorLog(cluster).count
+            let plain = Process()
+            plain.executableURL = BuiltTool.url("fluxd")
+            plain.arguments = ["worker", "--insecure", "--coordinator", file.workerEndpoint, "--state-dir",
+                               folder.appendingPathComponent("plain").path, "--data-endpoint", "ipc://\(folder.path)/plain"]
+            plain.standardError = FileHandle.nullDevice
+            try plain.run()
+            defer { plain.terminate(); plain.waitUntilExit() }
+            try cluster.eventually("the coordinator logging the plaintext worker's refused handshake", within: 15) {
+                Self.coordinatorLog(cluster).dropFirst(seen).contains("fluxwire: refused")
+            }
+            #expect(try cluster.client.workers().count == 1, "neither stranger is registered")
+
+            // --insecure toward a coordinator that is not on loopback is refused by the worker itself.
+            let remote = try BuiltTool.run("fluxd", ["worker", "--insecure", "--coordinator", "tcp://coordinator.example:7400",
+                                                     "--state-dir", folder.appendingPathComponent("remote").path])
+            #expect(remote.status != 0 && remote.stderr.contains("loopback only"), "\(remote.stderr)")
         }
 
         /// Raw frames to the client endpoint with the allowlisted client key.

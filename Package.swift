@@ -30,11 +30,14 @@ let package = Package(
             name: "CFFmpeg", pkgConfig: "libavformat libavcodec libavutil libswscale",
             providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswscale-dev"])]),
 
+        // Durable file writes (temporary name, fsync, rename, fsync the folder), shared by every target that writes state.
+        .target(name: "FluxFiles"),
+
         // Compute core.
         .target(name: "CFluxKernels", cSettings: kernelFlags),
         .target(name: "FluxTensor", dependencies: ["COpenBLAS", "CFluxKernels"]),
         .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
-        .target(name: "FluxTraining", dependencies: ["FluxViT"]),
+        .target(name: "FluxTraining", dependencies: ["FluxViT", "FluxFiles"]),
         // Video: FFmpeg demux, decode and seek; sampling; transforms; manifests; the synthetic dataset writer.
         .target(name: "FluxVideo", dependencies: ["FluxTensor", "CFFmpeg"]),
 
@@ -45,7 +48,7 @@ let package = Package(
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo"]),
 
         // Network: libzmq only (ZMQContext, Socket, Poller, monitor, CURVE, the ZAP allowlist).
-        .target(name: "FluxWire", dependencies: ["CZeroMQ"]),
+        .target(name: "FluxWire", dependencies: ["CZeroMQ", "FluxFiles"]),
         // Network: the pure message codec (no libzmq; docs/protocol.md).
         .target(name: "FluxProtocol"),
         // Network: the ring collectives (all-reduce, broadcast, barrier) over FluxWire, framed by FluxProtocol.
@@ -66,12 +69,12 @@ let package = Package(
         .target(
             name: "FluxWorker",
             dependencies: [
-                "FluxProtocol", "FluxWire", "FluxTransport", "FluxCollective", "FluxData", "FluxJobs",
+                "FluxProtocol", "FluxWire", "FluxTransport", "FluxCollective", "FluxData", "FluxJobs", "FluxFiles",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         // The typed client of the coordinator's client endpoint (fluxctl and the system tests).
-        .target(name: "FluxClient", dependencies: ["FluxProtocol", "FluxWire", "FluxTransport"]),
+        .target(name: "FluxClient", dependencies: ["FluxProtocol", "FluxWire", "FluxTransport", "FluxFiles"]),
 
         // Executables: thin command trees.
         .executableTarget(
@@ -107,6 +110,7 @@ let package = Package(
         .testTarget(
             name: "FluxCollectiveTests", dependencies: ["FluxCollective", "FluxTraining", "FluxWorker", "FluxTestKit"]),
         .testTarget(name: "FluxJobsTests", dependencies: ["FluxJobs"]),
+        .testTarget(name: "FluxFilesTests", dependencies: ["FluxFiles"]),
         .testTarget(name: "FluxCoordinatorTests", dependencies: ["FluxCoordinator", "FluxProtocol"]),
         .testTarget(
             name: "FluxSystemTests",

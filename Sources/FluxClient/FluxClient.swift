@@ -1,4 +1,5 @@
 import Foundation
+import FluxFiles
 import FluxProtocol
 import FluxTransport
 import FluxWire
@@ -36,7 +37,7 @@ public struct ClusterFile: Codable, Sendable, Equatable {
     public func save(stateDirectory: URL) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(self).write(to: stateDirectory.appendingPathComponent("cluster.json"), options: .atomic)
+        try AtomicFile.write(try encoder.encode(self), to: stateDirectory.appendingPathComponent("cluster.json"))
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import FluxFiles
 import FluxViT
 
 /// The training state a checkpoint restores exactly (besides parameters and moments).
@@ -190,18 +191,14 @@ public enum Checkpoint {
         return state
     }
 
-    private static func write(_ data: Data, to url: URL) throws {
-        guard FileManager.default.createFile(atPath: url.path, contents: data) else {
-            throw CheckpointError.unwritable(path: url.path, reason: "cannot create the file")
-        }
-        try fsync(path: url.path)
+    private static func write(_ data: Data, to url: URL) throws(CheckpointError) {
+        do { try AtomicFile.writeSynced(data, to: url.path) } catch { throw .unwritable(path: url.path, reason: "\(error)") }
     }
 
     private static func fsync(path: String) throws(CheckpointError) {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw .unwritable(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        guard Foundation.fsync(fd) == 0 else { throw .unwritable(path: path, reason: "fsync: \(String(cString: strerror(errno)))") }
+        do { try AtomicFile.syncDirectory(URL(fileURLWithPath: path)) } catch {
+            throw .unwritable(path: path, reason: "\(error)")
+        }
     }
 
     private static func prune(_ directory: URL, keep: Int) {

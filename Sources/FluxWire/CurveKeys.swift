@@ -1,5 +1,6 @@
 import CZeroMQ
 import Foundation
+import FluxFiles
 
 /// A 32-byte CURVE (Curve25519) key, public or secret, written as 40 Z85 characters.
 public struct CurveKey: Hashable, Sendable, CustomStringConvertible {
@@ -193,25 +194,9 @@ func readText(_ path: String) throws -> String {
 
 /// Writes `text` to a temporary file beside `url` with `mode`, syncs it and renames it over `url`.
 func writeAtomically(_ text: String, to url: URL, mode: mode_t) throws {
-    let temporary = url.path + ".tmp-\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else {
-        throw WireError.io(path: temporary, operation: "create", reason: String(cString: strerror(errno)))
-    }
-    // The umask may have narrowed `mode`, never widened it; set it exactly.
-    var ok = fchmod(fd, mode) == 0
-    let bytes = Array(text.utf8)
-    var written = 0
-    while ok, written < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-        if n < 0, errno == EINTR { continue }
-        if n <= 0 { ok = false } else { written += n }
-    }
-    ok = ok && fsync(fd) == 0
-    let reason = String(cString: strerror(errno))
-    close(fd)
-    guard ok, rename(temporary, url.path) == 0 else {
-        unlink(temporary)
-        throw WireError.io(path: url.path, operation: "write", reason: ok ? String(cString: strerror(errno)) : reason)
+    do {
+        try AtomicFile.write(text, to: url, mode: mode)
+    } catch let .failed(path, operation, reason) {
+        throw WireError.io(path: path, operation: operation, reason: reason)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FluxFiles
 import FluxCollective
 import FluxProtocol
 import FluxTransport
@@ -77,7 +78,7 @@ public final class Worker: Service, Sendable {
         }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let id = "w-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        try (id + "\n").write(to: file, atomically: true, encoding: .utf8)
+        try AtomicFile.write(id + "\n", to: file)
         return WorkerID(rawValue: id)
     }
 

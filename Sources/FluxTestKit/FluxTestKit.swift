@@ -165,3 +165,14 @@ public enum BuiltTool {
         return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 }
+
+/// Waits until `condition` holds or `deadline` passes (style §G: wait for the event, with a deadline, never a fixed
+/// sleep); returns whether it held, so the caller's expectation names what did not happen.
+public func eventually(within deadline: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
+    let end = ContinuousClock.now + deadline
+    while ContinuousClock.now < end {
+        if condition() { return true }
+        Thread.sleep(forTimeInterval: 0.005)
+    }
+    return condition()
+}

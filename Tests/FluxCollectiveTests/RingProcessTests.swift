@@ -41,15 +41,6 @@ final class TextBuffer: Sendable {
     let text = Mutex("")
 }
 
-/// Waits until `condition` holds or `deadline` passes; returns whether it held.
-func eventually(within deadline: Duration, _ condition: () -> Bool) -> Bool {
-    let end = ContinuousClock.now + deadline
-    while ContinuousClock.now < end {
-        if condition() { return true }
-        Thread.sleep(forTimeInterval: 0.01)
-    }
-    return condition()
-}
 
 @Suite struct RingProcessTests {
     /// Three `flux-bench ring-member` processes all-reduce in a loop; one is SIGKILLed mid-job. The two others fail

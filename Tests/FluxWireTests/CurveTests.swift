@@ -1,3 +1,4 @@
+import FluxTestKit
 import CZeroMQ
 import Foundation
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import FluxTestKit
 import Synchronization
 @testable import FluxWire
 
@@ -11,16 +12,6 @@ final class LogLines: Sendable {
     var sink: @Sendable (String) -> Void { { line in self.lines.withLock { $0.append(line) } } }
 }
 
-/// Waits until `condition` holds or `deadline` passes (style §G: wait for the event, with a deadline);
-/// returns whether it held.
-func eventually(within deadline: Duration = .seconds(5), _ condition: () -> Bool) -> Bool {
-    let end = ContinuousClock.now + deadline
-    while ContinuousClock.now < end {
-        if condition() { return true }
-        Thread.sleep(forTimeInterval: 0.005)
-    }
-    return condition()
-}
 
 /// A fresh temporary folder.
 func temporaryFolder(_ label: String) -> URL {

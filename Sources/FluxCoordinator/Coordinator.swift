@@ -204,18 +204,21 @@ private struct Shell {
     var lastDropLog = ContinuousClock.now - .seconds(10)
     /// Store writes of this turn of the loop, committed together by `flush` (one transaction, not one per action).
     var pendingJobs = Set<JobID>()
+    var pendingWorkers = Set<WorkerID>()
     var pendingEvents: [(job: JobID, kind: String, worker: WorkerID?, text: String)] = []
 
     /// Writes this turn's job rows and events in one transaction. Called before any reply that reports them.
     mutating func flush(_ machine: CoordinatorMachine) {
-        guard !pendingJobs.isEmpty || !pendingEvents.isEmpty else { return }
+        guard !pendingJobs.isEmpty || !pendingEvents.isEmpty || !pendingWorkers.isEmpty else { return }
         do {
-            try store.commit(jobs: pendingJobs.compactMap { machine.jobs[$0] }, events: pendingEvents)
+            try store.commit(jobs: pendingJobs.compactMap { machine.jobs[$0] }, events: pendingEvents,
+                             workers: pendingWorkers.compactMap { machine.workers[$0] })
         } catch {
             logger.error("\(error)")
         }
         pendingJobs = []
         pendingEvents = []
+        pendingWorkers = []
     }
 
     init(store: Store, workers: Socket, logger: Logger, directory: URL, keep: Int) {
@@ -309,6 +312,8 @@ private struct Shell {
                 pendingEvents.append((job, kind, worker, text))
             case let .persistJob(id):
                 pendingJobs.insert(id)
+            case let .persistWorker(id):
+                pendingWorkers.insert(id)
             case let .sendCheckpoint(worker, job, step):
                 sendCheckpoint(job: job, step: step, to: worker)
             }

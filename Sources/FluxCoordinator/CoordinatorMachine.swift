@@ -112,6 +112,8 @@ public enum CoordinatorAction: Sendable, Equatable {
     case event(JobID, kind: String, worker: WorkerID?, text: String)
     /// The job's row changed: persist it.
     case persistJob(JobID)
+    /// A worker registered, died or left: persist its row.
+    case persistWorker(WorkerID)
     /// Send the job's newest stored checkpoint to this worker (it resumes from it; no member holds the state).
     case sendCheckpoint(WorkerID, JobID, step: Int)
 }
@@ -182,6 +184,7 @@ public struct CoordinatorMachine: Sendable {
         entry.lastSeen = now
         entry.alive = true
         var actions: [CoordinatorAction] = [
+            .persistWorker(id),
             .send(id, .registered(Registered(
                 workerID: id, heartbeatIntervalMS: Int(settings.heartbeatInterval * 1000),
                 heartbeatMisses: settings.heartbeatMisses, coordinatorVersion: settings.version)))
@@ -330,11 +333,12 @@ public struct CoordinatorMachine: Sendable {
     private mutating func left(_ leave: Leave, by id: WorkerID, now: Double) -> [CoordinatorAction] {
         workers[id]?.leaving = true
         workers[id]?.job = nil
-        guard var job = jobs[leave.job], !job.isTerminal else { return [] }
+        guard var job = jobs[leave.job], !job.isTerminal else { return [.persistWorker(id)] }
         job.members.removeAll { $0 == id }
         job.joining.removeAll { $0 == id }
         jobs[job.id] = job
         var actions: [CoordinatorAction] = [
+            .persistWorker(id),
             .event(job.id, kind: "left", worker: id, text: "\(id) left at the commit of step \(leave.step)"),
             .send(id, .stopTask(StopTask(job: job.id, task: Self.trainingTask, reason: "left the ring"))),
         ]
@@ -410,8 +414,8 @@ public struct CoordinatorMachine: Sendable {
         let job = entry.job
         entry.job = nil
         workers[id] = entry
-        guard let job else { return [] }
-        return lose(id, from: job, why: why, now: now)
+        guard let job else { return [.persistWorker(id)] }
+        return [.persistWorker(id)] + lose(id, from: job, why: why, now: now)
     }
 
     /// A member or joiner of `job` is gone: re-form without it, or wait for workers, and say so.

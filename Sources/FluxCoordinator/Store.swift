@@ -63,6 +63,14 @@ public final class Store: Sendable {
                 t.column("last_seen_ms", .integer).notNull()
             }
         }
+        migrator.registerMigration("v2: worker rows") { db in
+            try db.alter(table: "workers") { t in
+                t.add(column: "data_endpoint", .text)
+                t.add(column: "pid", .integer)
+                t.add(column: "host", .text)
+                t.add(column: "state", .text)
+            }
+        }
         return migrator
     }
 
@@ -73,9 +81,11 @@ public final class Store: Sendable {
     }
 
     /// One transaction for a batch of job rows and events (what one turn of the coordinator's loop produced).
-    public func commit(jobs: [TrainingJob], events: [(job: JobID, kind: String, worker: WorkerID?, text: String)])
-        throws(CoordinatorError) {
-        guard !jobs.isEmpty || !events.isEmpty else { return }
+    public func commit(
+        jobs: [TrainingJob], events: [(job: JobID, kind: String, worker: WorkerID?, text: String)],
+        workers: [WorkerEntry] = []
+    ) throws(CoordinatorError) {
+        guard !jobs.isEmpty || !events.isEmpty || !workers.isEmpty else { return }
         let records: [(TrainingJob, Data)]
         do { records = try jobs.map { ($0, try JSONEncoder().encode($0)) } } catch {
             throw .store(path: database.path, reason: "\(error)")
@@ -93,6 +103,28 @@ public final class Store: Sendable {
             for event in events {
                 try db.execute(sql: "INSERT INTO events (job, time_ms, kind, worker, text) VALUES (?, ?, ?, ?, ?)",
                                arguments: [event.job.rawValue, now, event.kind, event.worker?.rawValue, event.text])
+            }
+            for worker in workers {
+                let state = !worker.alive ? "dead" : worker.leaving ? "leaving" : "alive"
+                try db.execute(
+                    sql: """
+                        INSERT INTO workers (id, public_key, last_seen_ms, data_endpoint, pid, host, state)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET public_key = excluded.public_key,
+                            last_seen_ms = excluded.last_seen_ms, data_endpoint = excluded.data_endpoint,
+                            pid = excluded.pid, host = excluded.host, state = excluded.state
+                        """,
+                    arguments: [worker.id.rawValue, worker.publicKey, now, worker.dataEndpoint, worker.pid, worker.host,
+                                state])
+            }
+        }
+    }
+
+    /// The workers ever registered: id, state (`alive`, `dead`, `leaving`), pid and host as last seen.
+    public func workerRows() throws(CoordinatorError) -> [(id: WorkerID, state: String, pid: Int?, host: String?)] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT id, state, pid, host FROM workers ORDER BY id").map {
+                (WorkerID(rawValue: $0["id"]), $0["state"] ?? "?", $0["pid"], $0["host"])
             }
         }
     }

@@ -130,18 +130,18 @@ func follow(client: FluxClient, job: JobID, quiet: Bool) throws {
                 FileHandle.standardError.write(Data("  \(event.text)\n".utf8))
             }
         }
-        if !quiet, interactive || Date().timeIntervalSince(lastPrinted) >= 5 {
-            let line = statusLine(status, since: since)
-            FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K\(line)" : "\(line)\n").utf8))
-            lastPrinted = Date()
-        }
         if [.succeeded, .failed, .cancelled].contains(status.state) {
             if !quiet {
-                if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+                if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 print("\(job) \(status.state)\(status.message.map { ": \($0)" } ?? "")")
             }
             if status.state != .succeeded { throw ExitCode.failure }
             return
+        }
+        if !quiet, interactive || Date().timeIntervalSince(lastPrinted) >= 5 {
+            let line = statusLine(status, since: since)
+            FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K\(line)" : "\(line)\n").utf8))
+            lastPrinted = Date()
         }
         usleep(250_000)
     }

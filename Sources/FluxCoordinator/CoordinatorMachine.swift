@@ -158,7 +158,9 @@ public struct CoordinatorMachine: Sendable {
     /// Adopts jobs read from the store after a restart; their members must re-register within the heartbeat
     /// timeout or count as lost.
     public mutating func restore(jobs restored: [TrainingJob], now: Double) {
-        for job in restored {
+        for var job in restored {
+            // Times of the previous process's clock mean nothing on this one: the grace period starts again.
+            if job.belowMinSince != nil { job.belowMinSince = now }
             jobs[job.id] = job
             nextSequence = max(nextSequence, job.sequence + 1)
             if !job.isTerminal { activate(job.id) }
@@ -183,6 +185,7 @@ public struct CoordinatorMachine: Sendable {
         entry.host = message.host
         entry.lastSeen = now
         entry.alive = true
+        entry.leaving = false  // a registration is a new process or session
         var actions: [CoordinatorAction] = [
             .persistWorker(id),
             .send(id, .registered(Registered(
@@ -204,9 +207,13 @@ public struct CoordinatorMachine: Sendable {
             }
         }
         workers[id] = entry
-        if let previousJob, entry.job != previousJob {
-            // It came back without the task it had: it no longer trains that job.
-            actions += lose(id, from: previousJob, why: "it re-registered without its task", now: now)
+        // It came back without the task a job counts it for (a new process, or the coordinator restarted): it no
+        // longer trains that job.
+        var stale = Set(jobs.values.filter { !$0.isTerminal && ($0.members.contains(id) || $0.joining.contains(id)) }
+            .map(\.id))
+        if let previousJob { stale.insert(previousJob) }
+        for jobID in stale.sorted() where jobID != entry.job {
+            actions += lose(id, from: jobID, why: "it re-registered without its task", now: now)
         }
         actions += schedule(now: now)
         return actions
@@ -322,7 +329,10 @@ public struct CoordinatorMachine: Sendable {
         ]
         if report.disconnected, let suspect = report.suspect, job.members.contains(suspect), suspect != id {
             // The connection closed: the process is gone. Declare it now rather than after missed heartbeats.
-            actions += declareDead(suspect, why: "its ring connection closed (reported by \(id))", now: now)
+            let why = "its ring connection closed (reported by \(id))"
+            actions += declareDead(suspect, why: why, now: now)
+            // Declared dead earlier, or never re-registered after a restart: still a member, so remove it here.
+            if jobs[job.id]?.members.contains(suspect) == true { actions += lose(suspect, from: job.id, why: why, now: now) }
         } else {
             // A silent peer: the heartbeats decide whether it is dead; until then re-form the same members.
             actions += form(job.id, now: now)
@@ -349,7 +359,9 @@ public struct CoordinatorMachine: Sendable {
     private mutating func taskFinished(_ finished: TaskFinished, by id: WorkerID, now: Double) -> [CoordinatorAction] {
         guard var job = jobs[finished.job], job.state == .running, job.members.contains(id) else { return [] }
         job.finished.insert(id)
-        if let steps = finished.metrics["steps"] { job.done = Int(steps) }
+        if let steps = finished.metrics["steps"], steps.isFinite, let done = Int(exactly: steps.rounded()), done >= 0 {
+            job.done = done
+        }
         jobs[job.id] = job
         // Rank 0 ends the job: it sent the final checkpoint first, and every rank stops at the same step.
         guard job.members.first == id else { return [.persistJob(job.id)] }
@@ -389,7 +401,7 @@ public struct CoordinatorMachine: Sendable {
         if let restoredAt, now - restoredAt > timeout {
             for id in jobs.keys.sorted() {
                 guard let job = jobs[id], !job.isTerminal else { continue }
-                for member in job.members + job.joining where workers[member] == nil {
+                for member in job.members + job.joining where workers[member]?.job != id {
                     actions += lose(member, from: id, why: "did not re-register after the coordinator restarted", now: now)
                 }
             }
@@ -426,6 +438,7 @@ public struct CoordinatorMachine: Sendable {
         let wasMember = job.members.contains(id)
         job.members.removeAll { $0 == id }
         job.joining.removeAll { $0 == id }
+        job.trained.remove(id)  // if it comes back, it is a new process without the state
         jobs[jobID] = job
         var actions: [CoordinatorAction] = [.event(jobID, kind: "worker_lost", worker: id, text: "\(id) lost: \(why)")]
         if wasMember {

@@ -47,7 +47,8 @@ struct Link {
     mutating func connect() throws {
         socket?.close()
         let socket = try context.makeSocket(.dealer)
-        try socket.set([.linger(.zero), .sendHighWaterMark(1000), .reconnectInterval(.milliseconds(100), maximum: .seconds(2))])
+        // A short linger: the last messages of an exiting worker (its task's end) still leave.
+        try socket.set([.linger(.seconds(1)), .sendHighWaterMark(1000), .reconnectInterval(.milliseconds(100), maximum: .seconds(2))])
         if let keys, let coordinatorKey { try socket.makeCurveClient(keys: keys, serverKey: coordinatorKey) }
         try socket.connect(options.coordinator)
         self.socket = socket

@@ -123,18 +123,20 @@ public final class Worker: Service, Sendable {
                     break
                 }
             }
+            // What the task has to say (before deciding to exit: its last messages must go out).
+            for message in outbox.drain() { link.send(message) }
             if let current = rank, current.thread.isFinished {
+                for message in outbox.drain() { link.send(message) }
                 rank = nil
                 if leaving { break }
             }
-            // What the task has to say.
-            for message in outbox.drain() { link.send(message) }
             for message in link.receive(timeout: .milliseconds(20)) {
                 switch message {
                 case let .assign(assign):
                     if let current = rank, !current.thread.isFinished {
-                        if current.job == assign.job { continue }
-                        current.task.mailbox.stop(reason: "assigned another job")
+                        // Already running this job: nothing to do, unless that rank is stopping (then start anew).
+                        if current.job == assign.job, current.task.mailbox.stopped == nil { continue }
+                        current.task.mailbox.stop(reason: "assigned again")
                     }
                     let task = TrainingRank(
                         job: assign.job, specYAML: assign.specYAML, threads: options.threads, keys: keys,

@@ -182,6 +182,56 @@ import Testing
         #expect(rings["w0"]?.generation == 2)
     }
 
+    @Test func restart_memberBackWithoutItsTask_isLost_andTheJobReforms() {
+        var first = CoordinatorMachine()
+        for id in ["w0", "w1"] { _ = first.register(Self.register(id), now: 0) }
+        _ = first.submit("j1", requirements: Self.requirements(min: 1, max: 2), now: 0)
+        var restarted = CoordinatorMachine()
+        restarted.restore(jobs: Array(first.jobs.values), now: 50)
+        var w0 = Self.register("w0")
+        w0.runningTask = TaskRef(job: "j1", task: "train")
+        _ = restarted.register(w0, now: 50.1)
+        let actions = restarted.register(Self.register("w1"), now: 50.2)  // a new process: no task
+        #expect(restarted.jobs["j1"]?.members == ["w0"] || Self.rings(actions)["w0"] != nil)
+        #expect(Self.events(actions).contains("worker_lost"))
+    }
+
+    @Test func leftWorker_registeringAgain_isScheduledAgain() {
+        var machine = CoordinatorMachine()
+        for id in ["w0", "w1"] { _ = machine.register(Self.register(id), now: 0) }
+        _ = machine.submit("j1", requirements: Self.requirements(min: 1, max: 2), now: 0)
+        _ = machine.handle(.leave(Leave(job: "j1", step: 5)), from: "w1", now: 1)
+        #expect(machine.jobs["j1"]?.members == ["w0"])
+        _ = machine.register(Self.register("w1"), now: 2)  // restarted by `fluxctl up`
+        #expect(machine.jobs["j1"]?.joining == ["w1"], "the restarted worker is scheduled again (joins at the next commit)")
+    }
+
+    @Test func taskFinished_nonFiniteSteps_doesNotCrash() {
+        var machine = CoordinatorMachine()
+        _ = machine.register(Self.register("w0"), now: 0)
+        _ = machine.submit("j1", requirements: Self.requirements(min: 1, max: 1), now: 0)
+        for steps in [Double.nan, .infinity, 1e300, -5] {
+            _ = machine.handle(.taskFinished(TaskFinished(job: "j1", task: "train", metrics: ["steps": steps])),
+                               from: "w1", now: 1)
+        }
+        _ = machine.handle(.taskFinished(TaskFinished(job: "j1", task: "train", metrics: ["steps": .nan])), from: "w0", now: 1)
+        #expect(machine.jobs["j1"]?.state == .succeeded && machine.jobs["j1"]?.done == 0)
+    }
+
+    @Test func restore_gracePeriodStartsAgainOnTheNewClock() {
+        var settings = CoordinatorMachine.Settings()
+        settings.gracePeriod = 10
+        var first = CoordinatorMachine(settings: settings)
+        for id in ["w0", "w1"] { _ = first.register(Self.register(id), now: 0) }
+        _ = first.submit("j1", requirements: Self.requirements(min: 2, max: 2), now: 0)
+        _ = first.heard(from: "w0", now: 1000)
+        _ = first.tick(now: 1000)  // w1 lost long ago by this clock: below min since 1000
+        #expect(first.jobs["j1"]?.belowMinSince == 1000)
+        var restarted = CoordinatorMachine(settings: settings)
+        restarted.restore(jobs: Array(first.jobs.values), now: 0)
+        #expect(restarted.jobs["j1"]?.belowMinSince == 0)
+    }
+
     /// Random scripts of joins, deaths and commits: a job's generation never goes back, no worker is in two jobs,
     /// ranks are unique and dense.
     @Test(arguments: 0..<40) func randomScript_invariantsHold(seed: Int) {

@@ -441,6 +441,14 @@ public struct CoordinatorMachine: Sendable {
         job.trained.remove(id)  // if it comes back, it is a new process without the state
         jobs[jobID] = job
         var actions: [CoordinatorAction] = [.event(jobID, kind: "worker_lost", worker: id, text: "\(id) lost: \(why)")]
+        if wasMember, !job.finished.isEmpty {
+            // Other ranks already finished the last step: the training is complete, only rank 0's final report
+            // (and its final checkpoint) was lost with it. Re-forming would wait for ranks that have ended.
+            let stored = job.checkpointStep.map { "the newest stored checkpoint is step \($0)" } ?? "no checkpoint was stored"
+            return actions + end(jobID, state: .succeeded, kind: "succeeded",
+                                 text: "finished (ranks \(job.finished.sorted().map(\.rawValue).joined(separator: ", ")) reported the last step); \(id) was lost before its final report, \(stored)",
+                                 now: now)
+        }
         if wasMember {
             actions.append(.event(jobID, kind: "rollback", worker: nil,
                                   text: "the survivors roll back to their last commit (step \(job.committedStep) or later) and redo the steps after it"))

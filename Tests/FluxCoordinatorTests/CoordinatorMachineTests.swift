@@ -196,6 +196,20 @@ import Testing
         #expect(Self.events(actions).contains("worker_lost"))
     }
 
+    @Test func rankZeroLostAfterOthersFinished_jobSucceedsAndSaysWhatWasLost() {
+        var machine = CoordinatorMachine()
+        for id in ["w0", "w1"] { _ = machine.register(Self.register(id), now: 0) }
+        _ = machine.submit("j1", requirements: Self.requirements(min: 1, max: 2), now: 0)
+        _ = machine.checkpointStored(job: "j1", step: 40)
+        _ = machine.handle(.taskFinished(TaskFinished(job: "j1", task: "train", metrics: ["steps": 60])), from: "w1", now: 5)
+        #expect(machine.jobs["j1"]?.state == .running, "rank 1's report alone does not end the job")
+        let actions = machine.handle(.ringBroken(RingBroken(job: "j1", generation: 1, rank: 1, suspect: "w0",
+                                                            disconnected: true, reason: "closed")), from: "w1", now: 6)
+        #expect(machine.jobs["j1"]?.state == .succeeded)
+        #expect(machine.jobs["j1"]?.message?.contains("newest stored checkpoint is step 40") == true)
+        #expect(Self.rings(actions).isEmpty, "no generation is formed from ranks that have ended")
+    }
+
     @Test func leftWorker_registeringAgain_isScheduledAgain() {
         var machine = CoordinatorMachine()
         for id in ["w0", "w1"] { _ = machine.register(Self.register(id), now: 0) }

@@ -133,20 +133,6 @@ public final class Store: Sendable {
         do { return try database.read(body) } catch { throw .store(path: database.path, reason: "\(error)") }
     }
 
-    /// Inserts or replaces a job's row.
-    public func save(_ job: TrainingJob) throws(CoordinatorError) {
-        let record: Data
-        do { record = try JSONEncoder().encode(job) } catch { throw .store(path: database.path, reason: "\(error)") }
-        try write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO jobs (id, sequence, state, record, created_ms) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET state = excluded.state, record = excluded.record
-                    """,
-                arguments: [job.id.rawValue, job.sequence, job.state.rawValue, record, Self.nowMS()])
-        }
-    }
-
     /// Every job, in submission order.
     public func jobs() throws(CoordinatorError) -> [TrainingJob] {
         let rows = try read { db in try Data.fetchAll(db, sql: "SELECT record FROM jobs ORDER BY sequence") }
@@ -155,12 +141,6 @@ public final class Store: Sendable {
         } catch {
             throw .store(path: database.path, reason: "a job record does not decode: \(error)")
         }
-    }
-
-    /// The next job id (`j-000001`, …), unique across restarts.
-    public func nextJobID() throws(CoordinatorError) -> JobID {
-        let count = try read { db in try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(sequence), -1) + 1 FROM jobs") ?? 0 }
-        return JobID(rawValue: String(format: "j-%06d", count + 1))
     }
 
     /// Appends an event.

@@ -195,10 +195,8 @@ final class TrainingRank: @unchecked Sendable {
             job: job, generation: generation, rank: formed.rank, size: formed.worldSize,
             localEndpoint: RingEndpoint.forGeneration(base: dataEndpoint, generation: generation),
             rightEndpoint: formed.right.endpoint, security: security, timeout: .seconds(10))
-        var communicator: RingCommunicator?
         do {
             let ringCommunicator = try RingCommunicator(context: context, ring: description)
-            communicator = ringCommunicator
             defer { ringCommunicator.close() }
             let start = Date()
             try StateSync.synchronize(communicator: ringCommunicator, trainer: trainer, commit: &commit, hasState: hasState)
@@ -264,7 +262,6 @@ final class TrainingRank: @unchecked Sendable {
             }
             return broken(error: "\(error)", formed: formed, commit: commit, trainer: trainer)
         } catch {
-            _ = communicator
             fail("\(error)", retryable: false)
             return .failed
         }

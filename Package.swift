@@ -44,6 +44,10 @@ let package = Package(
         // Job specs: YAML through Yams, validation that lists every issue with its field path.
         .target(name: "FluxJobs", dependencies: ["FluxTraining", "FluxViT", .product(name: "Yams", package: "Yams")]),
 
+        // Token Optimization results: per-cell metrics from per-video scores, the report (table, CSV, JSON,
+        // Markdown) and its accuracy-against-GMACs plot (SVG). Pure: no video, no network.
+        .target(name: "FluxSweep", dependencies: ["FluxJobs", "FluxTraining", "FluxViT"]),
+
         // The glue between training and video: VideoDataset: ClipSource.
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo"]),
 
@@ -61,7 +65,7 @@ let package = Package(
         .target(
             name: "FluxCoordinator",
             dependencies: [
-                "FluxProtocol", "FluxWire", "FluxTransport", "FluxJobs", "FluxTraining",
+                "FluxProtocol", "FluxWire", "FluxTransport", "FluxJobs", "FluxTraining", "FluxSweep",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -70,6 +74,7 @@ let package = Package(
             name: "FluxWorker",
             dependencies: [
                 "FluxProtocol", "FluxWire", "FluxTransport", "FluxCollective", "FluxData", "FluxJobs", "FluxFiles",
+                "FluxSweep",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
@@ -89,7 +94,7 @@ let package = Package(
             name: "fluxctl",
             dependencies: [
                 "FluxViT", "FluxTraining", "FluxData", "FluxVideo", "FluxWire", "FluxClient", "FluxJobs",
-                "FluxProtocol", "FluxWorker",
+                "FluxProtocol", "FluxWorker", "FluxSweep",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -110,6 +115,7 @@ let package = Package(
         .testTarget(
             name: "FluxCollectiveTests", dependencies: ["FluxCollective", "FluxTraining", "FluxWorker", "FluxTestKit"]),
         .testTarget(name: "FluxJobsTests", dependencies: ["FluxJobs"]),
+        .testTarget(name: "FluxSweepTests", dependencies: ["FluxSweep", "FluxJobs", "FluxTraining"]),
         .testTarget(name: "FluxFilesTests", dependencies: ["FluxFiles"]),
         .testTarget(name: "FluxCoordinatorTests", dependencies: ["FluxCoordinator", "FluxProtocol"]),
         .testTarget(

@@ -167,6 +167,12 @@ public final class FluxClient {
         return reply.checkpoints
     }
 
+    /// A job's results: rows, and a sweep's report as JSON.
+    public func results(_ job: JobID) throws(ClientError) -> ResultsReply {
+        guard case let .resultsReply(reply) = try request(.results(ResultsRequest(job: job))) else { throw .unexpected("to results") }
+        return reply
+    }
+
     /// Cancels a job.
     public func cancel(_ job: JobID) throws(ClientError) {
         guard case .cancelled = try request(.cancel(CancelRequest(job: job))) else { throw .unexpected("to cancel") }

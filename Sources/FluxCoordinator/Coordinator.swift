@@ -1,6 +1,7 @@
 import Foundation
 import FluxJobs
 import FluxProtocol
+import FluxSweep
 import FluxTraining
 import FluxTransport
 import FluxWire
@@ -206,19 +207,24 @@ private struct Shell {
     var pendingJobs = Set<JobID>()
     var pendingWorkers = Set<WorkerID>()
     var pendingEvents: [(job: JobID, kind: String, worker: WorkerID?, text: String)] = []
+    var pendingResults: [CellResultRow] = []
+    /// Sweeps' specs, cells and finished cells' metrics, built on first use (also after a restart).
+    var sweeps: [JobID: SweepContext] = [:]
 
     /// Writes this turn's job rows and events in one transaction. Called before any reply that reports them.
     mutating func flush(_ machine: CoordinatorMachine) {
-        guard !pendingJobs.isEmpty || !pendingEvents.isEmpty || !pendingWorkers.isEmpty else { return }
+        guard !pendingJobs.isEmpty || !pendingEvents.isEmpty || !pendingWorkers.isEmpty || !pendingResults.isEmpty
+        else { return }
         do {
             try store.commit(jobs: pendingJobs.compactMap { machine.jobs[$0] }, events: pendingEvents,
-                             workers: pendingWorkers.compactMap { machine.workers[$0] })
+                             workers: pendingWorkers.compactMap { machine.workers[$0] }, results: pendingResults)
         } catch {
             logger.error("\(error)")
         }
         pendingJobs = []
         pendingEvents = []
         pendingWorkers = []
+        pendingResults = []
     }
 
     init(store: Store, workers: Socket, logger: Logger, directory: URL, keep: Int) {
@@ -316,8 +322,53 @@ private struct Shell {
                 pendingWorkers.insert(id)
             case let .sendCheckpoint(worker, job, step):
                 sendCheckpoint(job: job, step: step, to: worker)
+            case let .storeCellResult(_, unit, worker, finished):
+                pendingResults.append(CellResultRow(unit: unit, worker: worker, result: finished))
+            case let .sweepFinished(job):
+                flush(machine)
+                writeArtifacts(job, machine: machine)
             }
         }
+    }
+
+    /// The sweep's context, with every finished cell summarized.
+    mutating func sweepContext(_ job: JobRecord) throws -> SweepContext {
+        var context = try sweeps[job.id] ?? SweepContext(specYAML: job.requirements.specYAML)
+        if context.finished.count < (job.sweep?.cellCounts.done ?? 0) {
+            context.absorb(try store.cellResults(job: job.id), shards: job.sweep?.shards ?? 1)
+        }
+        sweeps[job.id] = context
+        return context
+    }
+
+    /// Writes a finished sweep's report (text, Markdown, CSV, JSON) and plot to `DIR/jobs/ID/artifacts/`.
+    mutating func writeArtifacts(_ id: JobID, machine: CoordinatorMachine) {
+        guard let job = machine.jobs[id] else { return }
+        let folder = directory.appendingPathComponent("jobs/\(id.rawValue)/artifacts")
+        do {
+            try sweepContext(job).report(job: id).writeArtifacts(to: folder)
+            pendingEvents.append((id, "report", nil, "report and plot written to \(folder.path)"))
+        } catch {
+            logger.error("\(id): cannot write the sweep's report: \(error)")
+            pendingEvents.append((id, "report_failed", nil, "cannot write the report: \(error)"))
+        }
+    }
+
+    /// Parses a sweep spec, resolves its checkpoint to a folder and expands its cells.
+    func sweepRequirements(_ yaml: String) throws -> JobRequirements {
+        var spec = try SweepSpec.parse(yaml: yaml, source: "the submitted sweep")
+        if case let .job(name) = spec.checkpoint {
+            let source = JobID(rawValue: name)
+            guard let newest = try store.checkpoints(job: source).last else {
+                throw SweepSubmissionError.unknownCheckpoint(
+                    "job '\(name)' has no stored checkpoint (`fluxctl checkpoints \(name)`; a training job stores its final one when it ends)")
+            }
+            spec.checkpoint = .path(newest.path)
+        }
+        let model = try SweepContext.model(of: spec)
+        let cells = try spec.cells(model: model)
+        return .sweep(name: spec.name, cells: cells.count, maxWorkers: spec.maxWorkers, priority: spec.priority,
+                      specYAML: spec.canonicalYAML)
     }
 
     func sendCheckpoint(job: JobID, step: Int, to worker: WorkerID) {
@@ -354,6 +405,14 @@ private struct Shell {
     mutating func answer(_ request: Message, machine: inout CoordinatorMachine, now: Double) -> Message {
         do {
             switch request {
+            case let .submit(submit) where SweepSpec.isSweep(yaml: submit.specYAML):
+                let requirements: JobRequirements
+                do { requirements = try sweepRequirements(submit.specYAML) } catch {
+                    return .error(ErrorReply(code: .invalidSpec, message: "\(error)", inReplyTo: "submit"))
+                }
+                let id = machine.nextJobID
+                perform(machine.submit(id, requirements: requirements, now: now), machine: &machine)
+                return .submitted(Submitted(job: id))
             case let .submit(submit):
                 let spec: JobSpec
                 do {
@@ -372,7 +431,7 @@ private struct Shell {
                 let jobs = machine.jobs.values.filter { status.job == nil || $0.id == status.job }
                     .sorted { $0.sequence > $1.sequence }
                 if let id = status.job, jobs.isEmpty { return notFound(id, "status") }
-                return .statusReply(StatusReply(jobs: jobs.map(Self.status)))
+                return .statusReply(StatusReply(jobs: jobs.map { Self.status($0, machine: machine) }))
             case let .logs(request):
                 guard machine.jobs[request.job] != nil else { return notFound(request.job, "logs") }
                 let lines = try store.logs(job: request.job, after: request.after, limit: min(request.limit, 5000))
@@ -398,12 +457,19 @@ private struct Shell {
                 return .workersReply(WorkersReply(workers: machine.workers.values.sorted { $0.id.rawValue < $1.id.rawValue }.map {
                     WorkerInfo(workerID: $0.id, dataEndpoint: $0.dataEndpoint, cores: $0.cores, version: $0.version,
                                state: !$0.alive ? .dead : ($0.job == nil ? .idle : .busy),
-                               task: $0.job.map { TaskRef(job: $0, task: CoordinatorMachine.trainingTask) },
+                               task: $0.job.map { [task = $0.task] job in TaskRef(job: job, task: task ?? CoordinatorMachine.trainingTask) },
                                lastSeenMS: Int64(max(0, now - $0.lastSeen) * 1000), pid: $0.pid, host: $0.host)
                 }))
             case let .results(request):
-                guard machine.jobs[request.job] != nil else { return notFound(request.job, "results") }
-                return .resultsReply(ResultsReply(job: request.job, rows: []))
+                guard let job = machine.jobs[request.job] else { return notFound(request.job, "results") }
+                guard job.sweep != nil else { return .resultsReply(ResultsReply(job: request.job, rows: [])) }
+                let report = try sweepContext(job).report(job: job.id)
+                let rows = report.grid.map { result in
+                    ResultRow(cell: "budget=\(result.cell.budget) frames=\(result.cell.candidate.frames) size=\(result.cell.candidate.size)",
+                              metrics: ["top1": result.eval.top1, "top5": result.eval.top5, "gmacs": result.cell.gmacs,
+                                        "kept_tokens": Double(result.cell.keptTokens)])
+                }
+                return .resultsReply(ResultsReply(job: job.id, rows: rows, report: Data(report.render(.json).utf8)))
             default:
                 return .error(ErrorReply(code: .badRequest, message: "'\(request.type.rawValue)' is not a client request",
                                          inReplyTo: request.type.rawValue))
@@ -418,8 +484,16 @@ private struct Shell {
         .error(ErrorReply(code: .notFound, message: "no job '\(job)'; `fluxctl jobs` lists them", inReplyTo: type))
     }
 
-    static func status(_ job: TrainingJob) -> JobStatus {
-        JobStatus(job: job.id, name: job.requirements.name, kind: .training, state: job.state,
+    static func status(_ job: JobRecord, machine: CoordinatorMachine) -> JobStatus {
+        if let sweep = job.sweep {
+            let counts = sweep.cellCounts
+            let busy = machine.workers.values.filter { $0.job == job.id }.count
+            return JobStatus(job: job.id, name: job.requirements.name, kind: .sweep, state: job.state, workers: busy,
+                             done: counts.done, total: sweep.cells, message: job.message,
+                             running: counts.running, pending: counts.pending,
+                             etaSeconds: job.isTerminal ? nil : sweep.eta(parallel: busy))
+        }
+        return JobStatus(job: job.id, name: job.requirements.name, kind: .training, state: job.state,
                   generation: job.generation == 0 ? nil : job.generation, workers: job.members.count, done: job.done,
                   total: job.total, message: job.message, losses: job.losses, rate: job.rate,
                   committedStep: job.committedStep)

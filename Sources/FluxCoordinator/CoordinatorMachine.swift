@@ -1,7 +1,6 @@
 import FluxProtocol
 
-/// What a training job needs from the cluster, taken from its validated spec by the shell (the machine never
-/// parses YAML).
+/// What a job needs from the cluster, taken from its validated spec by the shell (the machine never parses YAML).
 public struct JobRequirements: Sendable, Equatable, Codable {
     /// The spec's `name`.
     public var name: String
@@ -15,16 +14,43 @@ public struct JobRequirements: Sendable, Equatable, Codable {
     public var ringSecurity: RingSecurity
     /// The validated spec, as `assign` carries it.
     public var specYAML: String
+    /// Training or sweep.
+    public var kind: JobKind
+    /// For a sweep: the cells of its expansion (0 for training).
+    public var cells: Int
 
     /// Requirements.
     public init(name: String, minWorkers: Int, maxWorkers: Int, priority: Int = 0, ringSecurity: RingSecurity = .curve,
-                specYAML: String) {
+                specYAML: String, kind: JobKind = .training, cells: Int = 0) {
         self.name = name
         self.minWorkers = minWorkers
         self.maxWorkers = maxWorkers
         self.priority = priority
         self.ringSecurity = ringSecurity
         self.specYAML = specYAML
+        self.kind = kind
+        self.cells = cells
+    }
+
+    /// A sweep's requirements: it runs on 1 to `maxWorkers` workers.
+    public static func sweep(name: String, cells: Int, maxWorkers: Int, priority: Int = 0, specYAML: String) -> Self {
+        JobRequirements(name: name, minWorkers: 1, maxWorkers: maxWorkers, priority: priority, specYAML: specYAML,
+                        kind: .sweep, cells: cells)
+    }
+
+    enum CodingKeys: String, CodingKey { case name, minWorkers, maxWorkers, priority, ringSecurity, specYAML, kind, cells }
+
+    /// Records stored before sweeps existed have neither `kind` nor `cells`: they are training jobs.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        minWorkers = try c.decode(Int.self, forKey: .minWorkers)
+        maxWorkers = try c.decode(Int.self, forKey: .maxWorkers)
+        priority = try c.decode(Int.self, forKey: .priority)
+        ringSecurity = try c.decode(RingSecurity.self, forKey: .ringSecurity)
+        specYAML = try c.decode(String.self, forKey: .specYAML)
+        kind = try c.decodeIfPresent(JobKind.self, forKey: .kind) ?? .training
+        cells = try c.decodeIfPresent(Int.self, forKey: .cells) ?? 0
     }
 }
 
@@ -41,14 +67,17 @@ public struct WorkerEntry: Sendable, Equatable {
     public var lastSeen: Double
     /// False once it missed too many heartbeats or its process was seen to end.
     public var alive: Bool
-    /// The job it trains (as a member or a joiner).
+    /// The job it works for (a training member or joiner, or a sweep's cell).
     public var job: JobID?
+    /// For a sweep: the cell task it computes.
+    public var task: TaskID?
     /// It announced it leaves (SIGTERM): never scheduled again.
     public var leaving: Bool
 }
 
-/// One training job's bookkeeping: members in rank order, generation, commits, progress.
-public struct TrainingJob: Sendable, Equatable, Codable {
+/// One job's bookkeeping: for training, members in rank order, generation, commits, progress; for a sweep, its
+/// units (`sweep`).
+public struct JobRecord: Sendable, Equatable, Codable {
     public var id: JobID
     public var requirements: JobRequirements
     public var state: JobState
@@ -78,6 +107,8 @@ public struct TrainingJob: Sendable, Equatable, Codable {
     public var belowMinSince: Double?
     /// Ranks that reported the task finished.
     public var finished: Set<WorkerID>
+    /// A sweep's units; nil for training.
+    public var sweep: SweepProgress?
 
     /// A new queued job.
     public init(id: JobID, requirements: JobRequirements, sequence: Int) {
@@ -98,6 +129,7 @@ public struct TrainingJob: Sendable, Equatable, Codable {
         self.message = nil
         self.belowMinSince = nil
         self.finished = []
+        self.sweep = requirements.kind == .sweep ? SweepProgress(cells: requirements.cells) : nil
     }
 
     /// Whether the job has ended.
@@ -116,6 +148,10 @@ public enum CoordinatorAction: Sendable, Equatable {
     case persistWorker(WorkerID)
     /// Send the job's newest stored checkpoint to this worker (it resumes from it; no member holds the state).
     case sendCheckpoint(WorkerID, JobID, step: Int)
+    /// Store a sweep unit's scores, in the same transaction as the job row that marks it done.
+    case storeCellResult(JobID, unit: Int, worker: WorkerID, TaskFinished)
+    /// Every unit of a sweep is done: write its report and plot to the job's artifacts.
+    case sweepFinished(JobID)
 }
 
 /// The coordinator's decisions (design §1, §4) as a value: worker liveness, scheduling, ring generations,
@@ -130,6 +166,10 @@ public struct CoordinatorMachine: Sendable {
         public var heartbeatMisses: Int = 3
         /// A running job fails after this long below its `min` workers.
         public var gracePeriod: Double = 30
+        /// A sweep unit running this many times the median unit's duration gets a second run on an idle worker…
+        public var stragglerFactor: Double = 3
+        /// …and at least this many seconds longer than the median.
+        public var stragglerMinimum: Double = 10
         /// The coordinator's release, for `registered`.
         public var version: String = "0.4.0"
         /// Settings.
@@ -137,15 +177,15 @@ public struct CoordinatorMachine: Sendable {
     }
 
     public let settings: Settings
-    public private(set) var workers: [WorkerID: WorkerEntry] = [:]
-    public private(set) var jobs: [JobID: TrainingJob] = [:]
+    public internal(set) var workers: [WorkerID: WorkerEntry] = [:]
+    public internal(set) var jobs: [JobID: JobRecord] = [:]
     private var nextSequence = 0
     /// Unfinished jobs in scheduling order (priority, then submission), kept sorted as jobs come and go, so a
     /// decision costs O(unfinished jobs), not a sort of every job ever submitted.
     private var active: [JobID] = []
     private var lastHeartbeat = -Double.infinity
     /// When jobs were restored from the store (members that never re-register are lost after the timeout).
-    private var restoredAt: Double?
+    var restoredAt: Double?
 
     /// An empty cluster.
     public init(settings: Settings = Settings()) { self.settings = settings }
@@ -157,10 +197,14 @@ public struct CoordinatorMachine: Sendable {
 
     /// Adopts jobs read from the store after a restart; their members must re-register within the heartbeat
     /// timeout or count as lost.
-    public mutating func restore(jobs restored: [TrainingJob], now: Double) {
+    public mutating func restore(jobs restored: [JobRecord], now: Double) {
         for var job in restored {
             // Times of the previous process's clock mean nothing on this one: the grace period starts again.
             if job.belowMinSince != nil { job.belowMinSince = now }
+            if var sweep = job.sweep {
+                for unit in sweep.running.keys { sweep.running[unit] = sweep.running[unit]!.map { .init(worker: $0.worker, since: now) } }
+                job.sweep = sweep
+            }
             jobs[job.id] = job
             nextSequence = max(nextSequence, job.sequence + 1)
             if !job.isTerminal { activate(job.id) }
@@ -176,7 +220,7 @@ public struct CoordinatorMachine: Sendable {
         var entry = workers[id] ?? WorkerEntry(
             id: id, dataEndpoint: message.dataEndpoint, publicKey: message.publicKey, cores: message.cores,
             version: message.version, pid: message.pid, host: message.host, lastSeen: now, alive: true, job: nil,
-            leaving: false)
+            task: nil, leaving: false)
         entry.dataEndpoint = message.dataEndpoint
         entry.publicKey = message.publicKey
         entry.cores = message.cores
@@ -195,8 +239,13 @@ public struct CoordinatorMachine: Sendable {
         // Adopt the task it still runs when its job still counts it; otherwise tell it to drop the task.
         let previousJob = entry.job
         entry.job = nil
+        entry.task = nil
         if let running = message.runningTask {
-            if let job = jobs[running.job], !job.isTerminal, job.members.contains(id) || job.joining.contains(id) {
+            if let job = jobs[running.job], job.sweep != nil {
+                workers[id] = entry
+                actions += adoptCell(running, by: id, now: now)
+                entry = workers[id]!
+            } else if let job = jobs[running.job], !job.isTerminal, job.members.contains(id) || job.joining.contains(id) {
                 entry.job = job.id
                 if let step = message.committedStep, step > job.committedStep {
                     jobs[job.id]?.committedStep = step
@@ -215,6 +264,8 @@ public struct CoordinatorMachine: Sendable {
         for jobID in stale.sorted() where jobID != entry.job {
             actions += lose(id, from: jobID, why: "it re-registered without its task", now: now)
         }
+        actions += releaseRuns(of: id, except: entry.task.map { TaskRef(job: entry.job!, task: $0) },
+                               why: "it re-registered without that task", now: now)
         actions += schedule(now: now)
         return actions
     }
@@ -237,7 +288,7 @@ public struct CoordinatorMachine: Sendable {
 
     /// A validated job was submitted under `id`.
     public mutating func submit(_ id: JobID, requirements: JobRequirements, now: Double) -> [CoordinatorAction] {
-        jobs[id] = TrainingJob(id: id, requirements: requirements, sequence: nextSequence)
+        jobs[id] = JobRecord(id: id, requirements: requirements, sequence: nextSequence)
         nextSequence += 1
         activate(id)
         var actions: [CoordinatorAction] = [
@@ -272,6 +323,9 @@ public struct CoordinatorMachine: Sendable {
     /// A message from a registered worker about its task.
     public mutating func handle(_ message: Message, from id: WorkerID, now: Double) -> [CoordinatorAction] {
         var actions = heard(from: id, now: now)
+        if let job = Self.job(of: message), jobs[job]?.sweep != nil {
+            return actions + handleSweep(message, job: job, from: id, now: now)
+        }
         switch message {
         case let .commit(commit): actions += committed(commit, by: id, now: now)
         case let .progress(report): progressed(report, by: id)
@@ -343,6 +397,7 @@ public struct CoordinatorMachine: Sendable {
     private mutating func left(_ leave: Leave, by id: WorkerID, now: Double) -> [CoordinatorAction] {
         workers[id]?.leaving = true
         workers[id]?.job = nil
+        workers[id]?.task = nil
         guard var job = jobs[leave.job], !job.isTerminal else { return [.persistWorker(id)] }
         job.members.removeAll { $0 == id }
         job.joining.removeAll { $0 == id }
@@ -404,6 +459,7 @@ public struct CoordinatorMachine: Sendable {
                 for member in job.members + job.joining where workers[member]?.job != id {
                     actions += lose(member, from: id, why: "did not re-register after the coordinator restarted", now: now)
                 }
+                actions += releaseUnadopted(id, now: now)
             }
             self.restoredAt = nil
         }
@@ -414,6 +470,7 @@ public struct CoordinatorMachine: Sendable {
                            text: "fewer than \(job.requirements.minWorkers) workers for \(Int(settings.gracePeriod)) s (\(job.members.count) left)",
                            now: now)
         }
+        actions += sweepTick(now: now)
         actions += schedule(now: now)
         return actions
     }
@@ -425,8 +482,10 @@ public struct CoordinatorMachine: Sendable {
         entry.alive = false
         let job = entry.job
         entry.job = nil
+        entry.task = nil
         workers[id] = entry
         guard let job else { return [.persistWorker(id)] }
+        if jobs[job]?.sweep != nil { return [.persistWorker(id)] + releaseRuns(of: id, except: nil, why: why, now: now) }
         return [.persistWorker(id)] + lose(id, from: job, why: why, now: now)
     }
 
@@ -516,12 +575,12 @@ public struct CoordinatorMachine: Sendable {
         }
     }
 
-    private func idleWorkers() -> [WorkerID] {
+    func idleWorkers() -> [WorkerID] {
         workers.values.filter { $0.alive && $0.job == nil && !$0.leaving }.map(\.id).sorted()
     }
 
     /// Ends a job and frees its workers.
-    private mutating func end(
+    mutating func end(
         _ jobID: JobID, state: JobState, kind: String, text: String, worker: WorkerID? = nil, now: Double
     ) -> [CoordinatorAction] {
         guard var job = jobs[jobID] else { return [] }
@@ -530,6 +589,17 @@ public struct CoordinatorMachine: Sendable {
             workers[id]?.job = nil
             // Also to ranks that finished: it acknowledges their `task_finished` (they stop replaying it).
             actions.append(.send(id, .stopTask(StopTask(job: jobID, task: Self.trainingTask, reason: text))))
+        }
+        if var sweep = job.sweep {
+            for unit in sweep.running.keys.sorted() {
+                for run in sweep.running[unit]! where workers[run.worker]?.job == jobID {
+                    workers[run.worker]?.job = nil
+                    workers[run.worker]?.task = nil
+                    actions.append(.send(run.worker, .stopTask(StopTask(job: jobID, task: sweep.task(unit), reason: text))))
+                }
+            }
+            sweep.running = [:]
+            job.sweep = sweep
         }
         job.state = state
         job.message = text
@@ -555,13 +625,18 @@ public struct CoordinatorMachine: Sendable {
     }
 
     /// Starts queued jobs (by priority, then submission) and hands idle workers to running jobs below `max`.
-    private mutating func schedule(now: Double) -> [CoordinatorAction] {
+    mutating func schedule(now: Double) -> [CoordinatorAction] {
         var actions: [CoordinatorAction] = []
         var idleCount = idleWorkers().count
         for id in active {
             // Nothing left to hand out: no job can start or grow (a queued job said why it waits when submitted).
             if idleCount == 0 { break }
             let job = jobs[id]!
+            if job.sweep != nil {
+                actions += dispatch(id, now: now)
+                idleCount = idleWorkers().count
+                continue
+            }
             let idle = idleWorkers()
             let needed = job.requirements.minWorkers
             switch job.state {

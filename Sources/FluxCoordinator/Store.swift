@@ -71,6 +71,22 @@ public final class Store: Sendable {
                 t.add(column: "state", .text)
             }
         }
+        migrator.registerMigration("v3: sweep cell results") { db in
+            // One row per finished unit (a cell, or a shard of one): the primary key is what makes a finished unit
+            // impossible to store twice.
+            try db.create(table: "cell_results") { t in
+                t.column("job", .text).notNull()
+                t.column("unit", .integer).notNull()
+                t.column("task", .text).notNull()
+                t.column("worker", .text).notNull()
+                t.column("time_ms", .integer).notNull()
+                t.column("metrics", .blob).notNull()
+                t.column("unreadable", .blob).notNull()
+                t.column("tensors", .blob).notNull()
+                t.column("data", .blob).notNull()
+                t.primaryKey(["job", "unit"])
+            }
+        }
         return migrator
     }
 
@@ -82,12 +98,21 @@ public final class Store: Sendable {
 
     /// One transaction for a batch of job rows and events (what one turn of the coordinator's loop produced).
     public func commit(
-        jobs: [TrainingJob], events: [(job: JobID, kind: String, worker: WorkerID?, text: String)],
-        workers: [WorkerEntry] = []
+        jobs: [JobRecord], events: [(job: JobID, kind: String, worker: WorkerID?, text: String)],
+        workers: [WorkerEntry] = [], results: [CellResultRow] = []
     ) throws(CoordinatorError) {
-        guard !jobs.isEmpty || !events.isEmpty || !workers.isEmpty else { return }
-        let records: [(TrainingJob, Data)]
-        do { records = try jobs.map { ($0, try JSONEncoder().encode($0)) } } catch {
+        guard !jobs.isEmpty || !events.isEmpty || !workers.isEmpty || !results.isEmpty else { return }
+        let records: [(JobRecord, Data)]
+        let encodedResults: [(CellResultRow, Data, Data, Data, Data)]
+        do {
+            records = try jobs.map { ($0, try JSONEncoder().encode($0)) }
+            encodedResults = try results.map { row in
+                let entries = row.result.tensors.map { TensorEntry(name: $0.name, shape: $0.shape) }
+                return (row, try JSONEncoder().encode(row.result.metrics),
+                        try JSONEncoder().encode(row.result.unreadable ?? []), try JSONEncoder().encode(entries),
+                        row.result.tensors.reduce(into: Data()) { $0.append($1.data) })
+            }
+        } catch {
             throw .store(path: database.path, reason: "\(error)")
         }
         let now = Self.nowMS()
@@ -99,6 +124,15 @@ public final class Store: Sendable {
                         ON CONFLICT(id) DO UPDATE SET state = excluded.state, record = excluded.record
                         """,
                     arguments: [job.id.rawValue, job.sequence, job.state.rawValue, record, now])
+            }
+            for (row, metrics, unreadable, entries, data) in encodedResults {
+                try db.execute(
+                    sql: """
+                        INSERT OR IGNORE INTO cell_results (job, unit, task, worker, time_ms, metrics, unreadable, tensors, data)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [row.result.job.rawValue, row.unit, row.result.task.rawValue, row.worker.rawValue, now,
+                                metrics, unreadable, entries, data])
             }
             for event in events {
                 try db.execute(sql: "INSERT INTO events (job, time_ms, kind, worker, text) VALUES (?, ?, ?, ?, ?)",
@@ -134,10 +168,10 @@ public final class Store: Sendable {
     }
 
     /// Every job, in submission order.
-    public func jobs() throws(CoordinatorError) -> [TrainingJob] {
+    public func jobs() throws(CoordinatorError) -> [JobRecord] {
         let rows = try read { db in try Data.fetchAll(db, sql: "SELECT record FROM jobs ORDER BY sequence") }
         do {
-            return try rows.map { try JSONDecoder().decode(TrainingJob.self, from: $0) }
+            return try rows.map { try JSONDecoder().decode(JobRecord.self, from: $0) }
         } catch {
             throw .store(path: database.path, reason: "a job record does not decode: \(error)")
         }
@@ -194,4 +228,58 @@ public final class Store: Sendable {
                 .map { CheckpointInfo(step: $0["step"], path: $0["path"], timeMS: $0["time_ms"]) }
         }
     }
+
+    /// A sweep's stored unit results, by unit.
+    public func cellResults(job: JobID) throws(CoordinatorError) -> [CellResultRow] {
+        let rows = try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM cell_results WHERE job = ? ORDER BY unit", arguments: [job.rawValue])
+        }
+        do {
+            return try rows.map { row in
+                let entries = try JSONDecoder().decode([TensorEntry].self, from: row["tensors"] as Data)
+                let data: Data = row["data"]
+                var offset = 0
+                var tensors: [NamedTensor] = []
+                for entry in entries {
+                    let bytes = entry.shape.reduce(4, *)
+                    guard offset + bytes <= data.count else { throw CoordinatorError.store(path: database.path, reason: "short tensor data") }
+                    tensors.append(NamedTensor(name: entry.name, shape: entry.shape, data: data.subdata(in: offset..<offset + bytes)))
+                    offset += bytes
+                }
+                let finished = TaskFinished(
+                    job: job, task: TaskID(rawValue: row["task"]),
+                    metrics: try JSONDecoder().decode([String: Double].self, from: row["metrics"] as Data),
+                    tensors: tensors,
+                    unreadable: try JSONDecoder().decode([UnreadableVideoReport].self, from: row["unreadable"] as Data))
+                return CellResultRow(unit: row["unit"], worker: WorkerID(rawValue: row["worker"]), result: finished)
+            }
+        } catch {
+            throw .store(path: database.path, reason: "a cell result of \(job) does not decode: \(error)")
+        }
+    }
+
+    /// How many results are stored for each unit of a sweep (1 each, by the primary key; for tests and audits).
+    public func cellResultCount(job: JobID) throws(CoordinatorError) -> Int {
+        try read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cell_results WHERE job = ?", arguments: [job.rawValue]) ?? 0
+        }
+    }
+}
+
+/// One stored unit of a sweep: which, who computed it, and its `task_finished` (scores as tensors).
+public struct CellResultRow: Sendable, Equatable {
+    public var unit: Int
+    public var worker: WorkerID
+    public var result: TaskFinished
+
+    public init(unit: Int, worker: WorkerID, result: TaskFinished) {
+        self.unit = unit
+        self.worker = worker
+        self.result = result
+    }
+}
+
+private struct TensorEntry: Codable {
+    var name: String
+    var shape: [Int]
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 // Messages on the coordinator's client endpoint (fluxctl and FluxClient). A client sends one request and
 // waits for its reply (the reply type, or `error`) before sending the next.
 
@@ -62,12 +64,18 @@ public struct JobStatus: Codable, Hashable, Sendable {
     public var rate: Double?
     /// The step of the last commit the ranks reported.
     public var committedStep: Int?
+    /// For a sweep: cells being computed now.
+    public var running: Int?
+    /// For a sweep: cells not started yet (`done + running + pending = total`).
+    public var pending: Int?
+    /// For a sweep: seconds to the end at the pace of the cells finished so far; nil before the first.
+    public var etaSeconds: Double?
 
     /// A job's status.
     public init(
         job: JobID, name: String, kind: JobKind, state: JobState, generation: UInt64? = nil, workers: Int,
         done: Int, total: Int, message: String? = nil, losses: [Double]? = nil, rate: Double? = nil,
-        committedStep: Int? = nil
+        committedStep: Int? = nil, running: Int? = nil, pending: Int? = nil, etaSeconds: Double? = nil
     ) {
         self.job = job
         self.name = name
@@ -81,11 +89,14 @@ public struct JobStatus: Codable, Hashable, Sendable {
         self.losses = losses
         self.rate = rate
         self.committedStep = committedStep
+        self.running = running
+        self.pending = pending
+        self.etaSeconds = etaSeconds
     }
 
     enum CodingKeys: String, CodingKey {
-        case job, name, kind, state, generation, workers, done, total, message, losses, rate
-        case committedStep = "committed_step"
+        case job, name, kind, state, generation, workers, done, total, message, losses, rate, running, pending
+        case committedStep = "committed_step", etaSeconds = "eta_seconds"
     }
 }
 
@@ -279,19 +290,53 @@ public struct ResultRow: Codable, Hashable, Sendable {
     }
 }
 
-/// Coordinator → client: the job's result rows so far (finished cells only).
-public struct ResultsReply: HeaderOnlyBody {
+/// Coordinator → client: the job's result rows so far (finished cells only) and, for a sweep, the whole report as
+/// JSON (FluxSweep's `SweepReport`) in one binary frame, since per-class accuracies of a large grid outgrow a header.
+public struct ResultsReply: MessageBody {
     /// `results_reply`.
     public static let type = MessageType.resultsReply
     /// The job.
     public var job: JobID
     /// The rows.
     public var rows: [ResultRow]
+    /// The report as UTF-8 JSON, for sweeps; nil for jobs without one.
+    public var report: Data?
 
     /// A results reply.
-    public init(job: JobID, rows: [ResultRow]) {
+    public init(job: JobID, rows: [ResultRow], report: Data? = nil) {
         self.job = job
         self.rows = rows
+        self.report = report
+    }
+
+    /// The JSON header: the rows, and the size of the report frame when one follows.
+    public struct Header: Codable, Sendable {
+        /// The job.
+        public var job: JobID
+        /// The rows.
+        public var rows: [ResultRow]
+        /// Bytes of the one binary frame holding the report; nil or absent when none follows.
+        public var reportBytes: Int?
+
+        enum CodingKeys: String, CodingKey { case job, rows, reportBytes = "report_bytes" }
+    }
+
+    /// The header fields.
+    public var header: Header { Header(job: job, rows: rows, reportBytes: report?.count) }
+
+    /// The report, when there is one.
+    public var binaryFrames: [Data] { report.map { [$0] } ?? [] }
+
+    /// Checks that exactly the announced report frame follows.
+    public init(header: Header, binaryFrames: [Data]) throws(ProtocolError) {
+        try expectFrames(binaryFrames, count: header.reportBytes == nil ? 0 : 1, type: Self.type)
+        if let bytes = header.reportBytes {
+            try require(bytes >= 0, Self.type, "report_bytes", "\(bytes) is negative")
+            guard binaryFrames[0].count == bytes else {
+                throw .frameSizeMismatch(type: Self.type.rawValue, frame: 0, expected: bytes, found: binaryFrames[0].count)
+            }
+        }
+        self.init(job: header.job, rows: header.rows, report: binaryFrames.first)
     }
 }
 

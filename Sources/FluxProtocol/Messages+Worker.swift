@@ -507,13 +507,17 @@ public struct TaskFinished: MessageBody {
     public var metrics: [String: Double]
     /// Result tensors, one fp32 binary frame each, in this order.
     public var tensors: [NamedTensor]
+    /// For an evaluation cell: the videos it could not read (named in the sweep's report, never dropped silently).
+    public var unreadable: [UnreadableVideoReport]?
 
     /// A finished task.
-    public init(job: JobID, task: TaskID, metrics: [String: Double] = [:], tensors: [NamedTensor] = []) {
+    public init(job: JobID, task: TaskID, metrics: [String: Double] = [:], tensors: [NamedTensor] = [],
+                unreadable: [UnreadableVideoReport]? = nil) {
         self.job = job
         self.task = task
         self.metrics = metrics
         self.tensors = tensors
+        self.unreadable = unreadable
     }
 
     /// The JSON header: metrics plus each tensor's name and shape.
@@ -526,6 +530,8 @@ public struct TaskFinished: MessageBody {
         public var metrics: [String: Double]
         /// One entry per binary frame.
         public var tensors: [Entry]
+        /// Videos an evaluation cell could not read.
+        public var unreadable: [UnreadableVideoReport]?
 
         /// A tensor's name and shape.
         public struct Entry: Codable, Sendable {
@@ -539,7 +545,7 @@ public struct TaskFinished: MessageBody {
     /// The header fields.
     public var header: Header {
         Header(job: job, task: task, metrics: metrics,
-               tensors: tensors.map { Header.Entry(name: $0.name, shape: $0.shape) })
+               tensors: tensors.map { Header.Entry(name: $0.name, shape: $0.shape) }, unreadable: unreadable)
     }
 
     /// The tensors' bytes.
@@ -559,7 +565,31 @@ public struct TaskFinished: MessageBody {
             }
             tensors.append(NamedTensor(name: entry.name, shape: entry.shape, data: frame))
         }
-        self.init(job: header.job, task: header.task, metrics: header.metrics, tensors: tensors)
+        self.init(job: header.job, task: header.task, metrics: header.metrics, tensors: tensors,
+                  unreadable: header.unreadable)
+    }
+}
+
+/// A video an evaluation cell could not read: which list (`eval` or `choose_on`), where in it, and why.
+public struct UnreadableVideoReport: Codable, Hashable, Sendable {
+    /// `eval` or `choose_on`.
+    public var split: String
+    /// The video's index in that manifest.
+    public var index: Int
+    /// Its path as the manifest gives it.
+    public var path: String
+    /// The manifest line.
+    public var line: Int
+    /// What failed.
+    public var reason: String
+
+    /// An unreadable video.
+    public init(split: String, index: Int, path: String, line: Int, reason: String) {
+        self.split = split
+        self.index = index
+        self.path = path
+        self.line = line
+        self.reason = reason
     }
 }
 

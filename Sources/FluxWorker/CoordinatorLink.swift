@@ -127,7 +127,8 @@ struct Link {
                     break
                 case let .stopTask(stop):
                     // The coordinator has the task's end (or ended it): nothing to replay any more.
-                    if pendingFinal?.task.job == stop.job { pendingFinal = nil }
+                    // (Matched by task too: a sweep's worker finishes many cells of one job.)
+                    if pendingFinal?.task == TaskRef(job: stop.job, task: stop.task) { pendingFinal = nil }
                     if pendingCheckpoint?.job == stop.job { pendingCheckpoint = nil }
                     messages.append(message)
                 case let .assign(assign):

@@ -110,6 +110,8 @@ public final class Worker: Service, Sendable {
                         logger: logger)
         try link.connect()
         var rank: (task: TrainingRank, thread: Thread, job: JobID)?
+        var evaluation: (task: EvaluationTask, thread: Thread)?
+        let sweeps = SweepCache()
         var leaving = false
         logger.info("worker \(id) started (data endpoint \(options.dataEndpoint), \(options.threads) threads)")
 
@@ -119,6 +121,11 @@ public final class Worker: Service, Sendable {
                 if let rank {
                     logger.info("SIGTERM: leaving \(rank.job) at the next commit")
                     rank.task.mailbox.leave()
+                } else if let current = evaluation {
+                    // A cell is cheap to redo elsewhere: stop it now and say so, so the coordinator queues it again.
+                    logger.info("SIGTERM: leaving \(current.task.job) (\(current.task.task) goes back to the queue)")
+                    current.task.stop()
+                    link.send(.leave(Leave(job: current.task.job, step: 0)))
                 } else {
                     break
                 }
@@ -130,8 +137,28 @@ public final class Worker: Service, Sendable {
                 rank = nil
                 if leaving { break }
             }
+            if let current = evaluation, current.thread.isFinished {
+                for message in outbox.drain() { link.send(message) }
+                evaluation = nil
+                link.runningTask = { nil }
+                if leaving { break }
+            }
             for message in link.receive(timeout: .milliseconds(20)) {
                 switch message {
+                case let .assign(assign) where assign.kind == .evaluationCell:
+                    guard let cell = assign.cell, !leaving else { continue }
+                    if let current = evaluation, !current.thread.isFinished {
+                        if current.task.job == assign.job, current.task.task == assign.task, !current.task.isStopped { continue }
+                        current.task.stop()
+                    }
+                    let task = EvaluationTask(assign: assign, cell: cell, cache: sweeps, threads: options.threads,
+                                              logger: logger) { outbox.post($0) }
+                    let thread = Thread { task.run() }
+                    thread.name = "flux-cell"
+                    thread.stackSize = 8 << 20
+                    thread.start()
+                    evaluation = (task, thread)
+                    link.runningTask = { [weak task] in task.map { (TaskRef(job: $0.job, task: $0.task), 0) } }
                 case let .assign(assign):
                     if let current = rank, !current.thread.isFinished {
                         // Already running this job: nothing to do, unless that rank is stopping (then start anew).
@@ -152,7 +179,10 @@ public final class Worker: Service, Sendable {
                 case let .ringFormed(formed):
                     if let current = rank, current.job == formed.job { current.task.mailbox.announce(formed) }
                 case let .stopTask(stop):
-                    if let current = rank, current.job == stop.job {
+                    if let current = evaluation, current.task.job == stop.job, current.task.task == stop.task {
+                        current.task.stop()
+                    }
+                    if let current = rank, current.job == stop.job, stop.task == "train" {
                         logger.info("\(stop.job): stop (\(stop.reason))")
                         current.task.mailbox.stop(reason: stop.reason)
                     }

@@ -11,7 +11,9 @@ import FluxWire
 ///   and heartbeat once a second; the coordinator's CPU time over `--seconds` (from /proc) as a fraction of a core;
 /// - dispatches: `--jobs` empty jobs (1 worker each) are submitted while the simulated workers hold back; then the
 ///   workers answer every `ring_formed` with `task_finished` at once, and the clock runs until the last job's
-///   assignment: tasks dispatched per second, store writes and all.
+///   assignment: tasks dispatched per second, store writes and all;
+/// - sweep cells: one sweep of `--cells`-ish empty cells (a fake checkpoint, no videos), every cell answered with an
+///   empty `task_finished` at once: cells dispatched per second from submission to the sweep's end, each result stored.
 struct CoordinatorBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator", abstract: "Coordinator CPU with heartbeating workers, and task dispatches per second.")
@@ -19,6 +21,7 @@ struct CoordinatorBench: ParsableCommand {
     @Option(help: "Simulated workers.") var workers: Int = 64
     @Option(help: "Seconds of heartbeats measured.") var seconds: Double = 10
     @Option(help: "Empty jobs dispatched.") var jobs: Int = 2000
+    @Option(help: "Budgets of the empty sweep (21 cells each).") var sweepBudgets: Int = 100
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
@@ -135,17 +138,61 @@ struct CoordinatorBench: ParsableCommand {
             }
         }
         let dispatchSeconds = Date().timeIntervalSince(dispatchStart)
+
+        // Sweep cells: answered as fast as they are assigned; the clock runs from submission to the sweep's end.
+        let checkpoint = directory.appendingPathComponent("checkpoint")
+        try FileManager.default.createDirectory(at: checkpoint, withIntermediateDirectories: true)
+        let modelYAML = "{img_size: 32, patch_size: 4, num_frames: 8, embed_dim: 8, depth: 1, num_heads: 1, mlp_ratio: 1, attn_pool_num_heads: 1, clip_embed_dim: 4, num_classes: 2, budgets: [64, 32, 16]}"
+        let state: [String: Any] = ["format_version": 1, "step": 0, "epoch": 0, "step_in_epoch": 0, "seed": 0,
+                                    "non_finite_streak": 0, "non_finite_steps": 0, "skipped_samples": 0,
+                                    "model_yaml": modelYAML]
+        try JSONSerialization.data(withJSONObject: state).write(to: checkpoint.appendingPathComponent("state.json"))
+        try Data().write(to: checkpoint.appendingPathComponent("model.safetensors"))
+        try "".write(to: directory.appendingPathComponent("empty.csv"), atomically: true, encoding: .utf8)
+        let sweep = """
+            kind: sweep
+            name: empty-cells
+            checkpoint: \(checkpoint.path)
+            data: {eval: \(directory.appendingPathComponent("empty.csv").path)}
+            budgets: [\((1...sweepBudgets).map { String($0 * 10) }.joined(separator: ", "))]
+            candidates: {frames: [2, 4, 6, 8], sizes: [8, 12, 16, 20, 24]}
+            standard: {frames: 8, size: 32}
+            """
+        let sweepStart = Date()
+        let sweepJob = try fluxClient.submit(specYAML: sweep)
+        var cells = 0
+        var sweepDone = false
+        let sweepDeadline = Date().addingTimeInterval(300)
+        while !sweepDone, Date() < sweepDeadline {
+            try beatIfDue()
+            let ready = try poller.poll(timeout: .milliseconds(100))
+            for socket in sockets where ready.isReadable(socket) {
+                while let frames = try socket.tryReceive() {
+                    guard case let .assign(assign) = try codec.decode(frames), assign.kind == .evaluationCell else { continue }
+                    cells += 1
+                    try socket.send(.taskFinished(TaskFinished(job: assign.job, task: assign.task)))
+                }
+            }
+            if ready.isEmpty || cells % 500 == 0 {
+                sweepDone = try fluxClient.status(sweepJob).first?.state == .succeeded
+            }
+        }
+        let sweepSeconds = Date().timeIntervalSince(sweepStart)
         for socket in sockets { socket.close() }
         let result: [String: Any] = [
             "bench": "coordinator", "workers": workers, "heartbeat_seconds": wall,
             "heartbeat_core_fraction": heartbeatFraction, "jobs": jobs, "dispatched": dispatched,
             "dispatch_seconds": dispatchSeconds, "dispatches_per_s": Double(dispatched) / dispatchSeconds,
+            "sweep_cells": cells, "sweep_seconds": sweepSeconds, "sweep_completed": sweepDone,
+            "cells_per_s": Double(cells) / sweepSeconds,
         ]
         if json {
             print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(String(format: "%d heartbeating workers: %.2f%% of a core; %d dispatches in %.2f s: %.0f/s", workers,
                          100 * heartbeatFraction, dispatched, dispatchSeconds, Double(dispatched) / dispatchSeconds))
+            print(String(format: "sweep of %d empty cells in %.2f s: %.0f cells/s%@", cells, sweepSeconds,
+                         Double(cells) / sweepSeconds, sweepDone ? "" : " (did not complete)"))
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import FluxClient
 import FluxJobs
 import FluxProtocol
+import FluxSweep
 import FluxTraining
 import FluxWire
 
@@ -104,12 +105,46 @@ struct SubmitCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let spec = try JobSpec.load(path: file)
+            // A sweep spec (`kind: sweep`) goes the same way as a training job spec.
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            let (name, yaml): (String, String)
+            if SweepSpec.isSweep(yaml: text) {
+                let spec = try SweepSpec.load(path: file)
+                (name, yaml) = (spec.name, spec.canonicalYAML)
+            } else {
+                let spec = try JobSpec.load(path: file)
+                (name, yaml) = (spec.name, spec.canonicalYAML)
+            }
             let client = try cluster.client()
-            let job = try client.submit(specYAML: spec.canonicalYAML)
-            if cluster.json { try printJSON(["job": job.rawValue]) } else { print("submitted \(job) (\(spec.name))") }
+            let job = try client.submit(specYAML: yaml)
+            if cluster.json { try printJSON(["job": job.rawValue]) } else { print("submitted \(job) (\(name))") }
             fflush(nil)  // the job id before the progress lines on stderr
             if wait { try follow(client: client, job: job, quiet: cluster.json) }
+        }
+    }
+}
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep", abstract: "Submit a Token Optimization sweep (YAML with `kind: sweep`).",
+        discussion: "The same as `fluxctl submit` for a sweep spec; --wait follows it and prints the results table.")
+    @Argument(help: "The sweep spec file (configs/sweeps/).") var file: String
+    @Flag(help: "Wait for the sweep to end, then print its results.") var wait = false
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let spec = try SweepSpec.load(path: file)
+            let client = try cluster.client()
+            let job = try client.submit(specYAML: spec.canonicalYAML)
+            if cluster.json { try printJSON(["job": job.rawValue]) } else { print("submitted \(job) (sweep \(spec.name))") }
+            fflush(nil)
+            guard wait else { return }
+            try follow(client: client, job: job, quiet: cluster.json)
+            if !cluster.json {
+                print(try JSONDecoder().decode(SweepReport.self, from: client.results(job).report ?? Data()).render(.table))
+                print("artifacts (report, plot.svg): \(cluster.directory.path)/jobs/\(job)/artifacts/")
+            }
         }
     }
 }
@@ -153,12 +188,55 @@ func statusLine(_ status: JobStatus, since: (step: Int, time: Date)? = nil) -> S
     guard status.state == .running, status.total > 0 else {
         return "\(status.job) \(status.state)\(status.message.map { ": \($0)" } ?? "")"
     }
+    if status.kind == .sweep { return sweepLine(status) }
     let bar = ProgressLine(total: status.total, firstStep: since?.step ?? 0)
     let elapsed = since.map { Date().timeIntervalSince($0.time) } ?? 0
     let text = bar.render(step: status.done, loss: status.losses?.last ?? .nan, clipsPerSecond: status.rate ?? 0,
                           elapsed: elapsed)
     return text + " · \(status.workers) worker\(status.workers == 1 ? "" : "s") · gen \(status.generation ?? 0)"
 }
+
+/// `cells 12/40 █████······ 3 running · 25 pending · ETA 1m05s · 2 workers`.
+func sweepLine(_ status: JobStatus) -> String {
+    let width = 24
+    let filled = status.total == 0 ? 0 : width * status.done / status.total
+    let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+    let eta = status.etaSeconds.map { " · ETA \(durationText($0))" } ?? ""
+    return "cells \(status.done)/\(status.total) \(bar) \(status.running ?? 0) running · \(status.pending ?? 0) pending\(eta)"
+        + " · \(status.workers) worker\(status.workers == 1 ? "" : "s")"
+}
+
+func durationText(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" : s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"
+}
+
+struct Results: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A sweep's results: per budget the standard sampling and the TO best, then the whole grid.",
+        discussion: "Works while the sweep runs (finished cells only). The report and plot of a finished sweep are also in the job's artifacts folder.")
+    @Argument(help: "The sweep's job id.") var job: String
+    @Option(help: "table, csv, json or markdown.") var format: ReportFormat = .table
+    @Option(help: "Also write the accuracy-against-GMACs plot to this SVG file.") var plot: String?
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() throws {
+        try reportingErrors {
+            let reply = try cluster.client().results(JobID(rawValue: job))
+            guard let data = reply.report else {
+                throw ValidationError("\(job) is not a sweep: it has no report (`fluxctl status \(job)`)")
+            }
+            let report = try JSONDecoder().decode(SweepReport.self, from: data)
+            print(report.render(cluster.json ? .json : format))
+            if let plot {
+                try Data(SweepPlot.svg(report).utf8).write(to: URL(fileURLWithPath: plot))
+                FileHandle.standardError.write(Data("plot written to \(plot)\n".utf8))
+            }
+        }
+    }
+}
+
+extension ReportFormat: ExpressibleByArgument {}
 
 struct Jobs: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the jobs, newest first.")
@@ -193,6 +271,11 @@ struct StatusJSON: Encodable {
     var losses: [Double]
     var committed_step: Int?
     var message: String?
+    var kind: String
+    /// Sweeps: `step`/`total_steps` count cells; these count cells being computed and waiting.
+    var running: Int?
+    var pending: Int?
+    var eta_seconds: Double?
 }
 
 struct Status: ParsableCommand {
@@ -210,7 +293,9 @@ struct Status: ParsableCommand {
                 return try printJSON(StatusJSON(
                     job: status.job.rawValue, name: status.name, state: status.state.rawValue, step: status.done,
                     total_steps: status.total, generation: status.generation ?? 0, world_size: status.workers,
-                    losses: status.losses ?? [], committed_step: status.committedStep, message: status.message))
+                    losses: status.losses ?? [], committed_step: status.committedStep, message: status.message,
+                    kind: status.kind.rawValue, running: status.running, pending: status.pending,
+                    eta_seconds: status.etaSeconds))
             }
             print(statusLine(status))
         }

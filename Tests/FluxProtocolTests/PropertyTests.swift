@@ -220,7 +220,7 @@ enum RandomMessage {
         case .resultsReply:
             return .resultsReply(ResultsReply(job: job(&r), rows: list(&r) {
                 ResultRow(cell: string(&$0), metrics: metrics(&$0))
-            }))
+            }, report: optional(&r) { Data(string(&$0).utf8) }))
         case .error:
             return .error(ErrorReply(code: ErrorCode(rawValue: string(&r)), message: string(&r),
                                      inReplyTo: optional(&r) { string(&$0) }))

@@ -73,6 +73,10 @@ enum Samples {
         .progress(ProgressReport(job: "j-000043", task: "cell-17", done: 3, total: 0)),
         .taskFinished(finished),
         .taskFinished(TaskFinished(job: "j-000042", task: "rank")),
+        .taskFinished(TaskFinished(
+            job: "j-000045", task: "cell-3", metrics: ["videos": 2],
+            tensors: [NamedTensor(name: "eval.probabilities", shape: [1, 2], scalars: [0.25, 0.75])],
+            unreadable: [UnreadableVideoReport(split: "eval", index: 1, path: "v/b.mp4", line: 3, reason: "no stream")])),
         .taskFailed(TaskFailed(job: "j-000043", task: "cell-17", reason: "cannot open video 'a.mp4'",
                                retryable: false)),
         .submit(Submit(specYAML: spec)),
@@ -102,6 +106,7 @@ enum Samples {
         .resultsReply(ResultsReply(job: "j-000043", rows: [
             ResultRow(cell: "budget=1024 frames=8 size=224 method=flux view=center", metrics: ["accuracy": 0.75]),
         ])),
+        .resultsReply(ResultsReply(job: "j-000044", rows: [], report: Data(#"{"name":"to"}"#.utf8))),
         .error(ErrorReply(code: .notFound, message: "no job 'j-9'", inReplyTo: "status")),
         .error(ErrorReply(code: "a_newer_code", message: "something")),
     ]

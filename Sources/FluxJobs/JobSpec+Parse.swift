@@ -77,7 +77,8 @@ extension JobSpec {
         static let workers = ["min", "max"]
     }
 
-    private static func readName(_ top: Section) -> String? {
+    /// `name`: 1–64 characters of `A–Z a–z 0–9 . _ -` (shared with `SweepSpec`).
+    static func readName(_ top: Section) -> String? {
         guard let name = top.string("name", required: true) else { return nil }
         let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
         guard (1...64).contains(name.count), name.allSatisfy(allowed.contains) else {

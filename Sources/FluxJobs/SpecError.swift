@@ -1,4 +1,4 @@
-/// One problem with a job spec, at the dotted path of its field (`train.global_batch`).
+/// One problem with a job or sweep spec, at the dotted path of its field (`train.global_batch`).
 public struct FieldIssue: Equatable, Sendable, CustomStringConvertible {
     /// The field's path, YAML key names joined by dots; a section (`train`) for problems between its keys.
     public var path: String
@@ -15,9 +15,9 @@ public struct FieldIssue: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(path): \(message)" }
 }
 
-/// A job spec that cannot be used.
+/// A job or sweep spec that cannot be used.
 public enum SpecError: Error, Equatable, CustomStringConvertible {
-    /// Every problem found in `source` (a file path or "job spec"), all to be fixed together.
+    /// Every problem found in `source` (a file path, "job spec" or "sweep spec"), all to be fixed together.
     case invalid(source: String, issues: [FieldIssue])
     /// The text is not YAML, or not a mapping of keys to values.
     case malformed(source: String, reason: String)
@@ -33,7 +33,7 @@ public enum SpecError: Error, Equatable, CustomStringConvertible {
         case let .malformed(source, reason):
             return "\(source) is not a YAML mapping of keys to values: \(reason)"
         case let .unreadable(path, reason):
-            return "cannot read job spec '\(path)': \(reason). Check the path and permissions."
+            return "cannot read spec file '\(path)': \(reason). Check the path and permissions."
         }
     }
 }

@@ -15,7 +15,8 @@ public struct SweepSpec: Sendable, Equatable {
     public var data: EvaluationData
     /// Token budgets, ascending, distinct.
     public var budgets: [Int]
-    /// The grid of samplings tried at every budget.
+    /// The grid of samplings tried at every budget; an empty list takes the model's default
+    /// (`SweepSpec.defaultCandidates(model:)`), so a spec can be written before the model is known.
     public var candidates: Candidates
     /// How a candidate with more tokens than the budget is brought to it.
     public var selection: Selection
@@ -23,8 +24,9 @@ public struct SweepSpec: Sendable, Equatable {
     public var views: Views
     /// Which head scores a cell.
     public var head: HeadChoice
-    /// The fixed sampling a user would pick without TO (reported at every budget beside the TO best).
-    public var standard: Candidate
+    /// The fixed sampling a user would pick without TO (reported at every budget beside the TO best); nil takes
+    /// the model's own `num_frames × img_size` (`SweepSpec.defaultStandard(model:)`).
+    public var standard: Candidate?
     /// At most this many workers at once.
     public var maxWorkers: Int
     /// Higher runs first (training jobs and sweeps share one queue).
@@ -34,7 +36,7 @@ public struct SweepSpec: Sendable, Equatable {
     public init(
         name: String, checkpoint: CheckpointReference, data: EvaluationData, budgets: [Int], candidates: Candidates,
         selection: Selection = .group, views: Views = Views(), head: HeadChoice = .nearest,
-        standard: Candidate = Candidate(frames: 8, size: 224), maxWorkers: Int = JobSpec.maxWorkers, priority: Int = 0
+        standard: Candidate? = nil, maxWorkers: Int = JobSpec.maxWorkers, priority: Int = 0
     ) {
         self.name = name
         self.checkpoint = checkpoint
@@ -93,13 +95,13 @@ public struct SweepSpec: Sendable, Equatable {
 
     /// The candidate grid: every frame count with every size.
     public struct Candidates: Sendable, Equatable {
-        /// Frame counts, ascending, distinct.
+        /// Frame counts, ascending, distinct; empty for the model's default.
         public var frames: [Int]
-        /// Sizes, ascending, distinct.
+        /// Sizes, ascending, distinct; empty for the model's default.
         public var sizes: [Int]
 
         /// A grid.
-        public init(frames: [Int], sizes: [Int]) {
+        public init(frames: [Int] = [], sizes: [Int] = []) {
             self.frames = frames
             self.sizes = sizes
         }

@@ -218,6 +218,10 @@ public enum CheckpointError: Error, CustomStringConvertible {
     case version(path: String, found: Int, expected: Int)
     case otherModel(path: String, saved: String, current: String)
     case weights(WeightsError)
+    /// Weights to evaluate that are neither a safetensors file nor a checkpoint folder.
+    case noWeights(path: String)
+    /// A weights file that carries no model config, and no model was named.
+    case noModel(weights: String)
 
     public var description: String {
         switch self {
@@ -229,6 +233,10 @@ public enum CheckpointError: Error, CustomStringConvertible {
         case let .otherModel(path, saved, current):
             "checkpoint '\(path)' is of another model:\n\(saved)\nthis run's model:\n\(current)Use the model YAML the checkpoint was trained with."
         case let .weights(error): "\(error)"
+        case let .noWeights(path):
+            "no weights at '\(path)': give a safetensors file, a checkpoint folder (holding model.safetensors) or a folder of checkpoints (step-NNNNNNNNN)."
+        case let .noModel(weights):
+            "'\(weights)' holds weights but no model config: name the model with --model (a model YAML such as configs/models/fluxvit-small.yaml, or a preset name such as fluxvit-small), or give a checkpoint folder, whose state.json names it."
         }
     }
 }

@@ -27,6 +27,20 @@ public struct ProgressLine: Sendable {
             + "\(String(format: "%.1f", clipsPerSecond)) clips/s · ETA \(Self.duration(remaining))"
     }
 
+    /// The line after `done` of `total` items (`unit`s, plural), `elapsed` seconds since this run started:
+    /// "videos  3/8 █████████··············· 2.1 videos/s · ETA 2s".
+    public func render(done: Int, unit: String, elapsed: Double) -> String {
+        let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 1
+        let filled = Int((fraction * Double(width)).rounded(.down))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let counted = done - firstStep
+        let rate = elapsed > 0 ? Double(counted) / elapsed : 0
+        let remaining = counted > 0 ? elapsed / Double(counted) * Double(max(total - done, 0)) : 0
+        let digits = String(total).count
+        let doneText = String(repeating: " ", count: max(0, digits - String(done).count)) + String(done)
+        return "\(unit) \(doneText)/\(total) \(bar) \(String(format: "%.1f", rate)) \(unit)/s · ETA \(Self.duration(remaining))"
+    }
+
     /// "42s", "3m05s", "1h02m".
     public static func duration(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())

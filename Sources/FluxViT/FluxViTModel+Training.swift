@@ -127,7 +127,11 @@ extension FluxViTModel {
 
     /// Validates a clip and derives the call's sizes (shared by both forwards).
     func geometry(of video: Tensor, budget: Int?) throws(ModelError) -> Geometry {
-        let shape = video.shape
+        try geometry(shape: video.shape, budget: budget)
+    }
+
+    /// The geometry of a clip of `shape` [B, 3, T, H, W], without the clip.
+    func geometry(shape: [Int], budget: Int?) throws(ModelError) -> Geometry {
         guard shape.count == 5, shape[1] == 3, shape[0] >= 1 else { throw .badInputShape(shape: shape) }
         let (B, T, H, W) = (shape[0], shape[2], shape[3], shape[4])
         let P = config.patchSize

@@ -112,6 +112,13 @@ extension VideoReader {
         try clip(at: indices, size: size, crop: ClipTransforms.shortSideCrop(frameWidth: width, frameHeight: height, position: position))
     }
 
+    /// The test views of one temporal clip at each of `positions`, from one decode of frames `indices`: element k
+    /// equals `testClip(at: indices, size: size, position: positions[k])`.
+    public func testClips(at indices: [Int], size: Int, positions: [CropPosition]) throws(VideoError) -> [Tensor] {
+        let crops = positions.map { ClipTransforms.shortSideCrop(frameWidth: width, frameHeight: height, position: $0) }
+        return try frames(at: indices, width: size, height: size, crops: crops).map { ClipTransforms.tensor(from: $0) }
+    }
+
     /// The training view: one random resized crop for the whole clip (scale 0.08–1, aspect 3/4–4/3) at
     /// `size`×`size`, flipped left–right with probability ½.
     public func trainingClip(at indices: [Int], size: Int, using generator: inout some RandomNumberGenerator)

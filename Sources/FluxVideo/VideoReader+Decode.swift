@@ -20,27 +20,41 @@ extension VideoReader {
     public func frames(at indices: [Int], width: Int, height: Int, crop: PixelRect? = nil) throws(VideoError)
         -> [RGBFrame]
     {
+        try frames(at: indices, width: width, height: height,
+                   crops: [crop ?? PixelRect(x: 0, y: 0, width: self.width, height: self.height)])[0]
+    }
+
+    /// Decodes frames `indices` once and converts each decoded frame once per rectangle of `crops`, each to RGB24
+    /// at `width`×`height`: the spatial test views of one clip (spec §6) from one decode. Each result equals what
+    /// `frames(at:width:height:crop:)` returns for that crop alone.
+    /// - Returns: for each crop, in the order of `crops`, one frame per element of `indices`, in the same order.
+    /// - Throws: `VideoError.frameOutOfRange`, `.invalidGeometry` (also for an empty `crops`) or `.decodeFailed`.
+    public func frames(at indices: [Int], width: Int, height: Int, crops: [PixelRect]) throws(VideoError)
+        -> [[RGBFrame]]
+    {
         if let bad = indices.first(where: { $0 < 0 || $0 >= frameCount }) {
             throw .frameOutOfRange(path: path, index: bad, frameCount: frameCount)
         }
         guard width > 0, height > 0 else {
             throw .invalidGeometry(path: path, detail: "output size \(width)×\(height) is not positive")
         }
-        let region = crop ?? PixelRect(x: 0, y: 0, width: self.width, height: self.height)
-        guard region.x >= 0, region.y >= 0, region.width > 0, region.height > 0,
-            region.x + region.width <= self.width, region.y + region.height <= self.height
-        else {
-            throw .invalidGeometry(
-                path: path,
-                detail: "crop \(region.width)×\(region.height) at (\(region.x), \(region.y)) is not inside the \(self.width)×\(self.height) frame")
+        guard !crops.isEmpty else { throw .invalidGeometry(path: path, detail: "no crop rectangle was given") }
+        for region in crops {
+            guard region.x >= 0, region.y >= 0, region.width > 0, region.height > 0,
+                region.x + region.width <= self.width, region.y + region.height <= self.height
+            else {
+                throw .invalidGeometry(
+                    path: path,
+                    detail: "crop \(region.width)×\(region.height) at (\(region.x), \(region.y)) is not inside the \(self.width)×\(self.height) frame")
+            }
         }
-        var request = DecodeRequest(pending: Set(indices), width: width, height: height, crop: region)
+        var request = DecodeRequest(pending: Set(indices), width: width, height: height, crops: crops)
         if !hasPresentationTimestamps {
             // Count the decoder's output from the first packet; no skipping, since any packet may be a wanted frame.
             try seek(toKeyframe: 0)
             request.outputCount = 0
             try decode(until: Array(request.pending), request: &request)
-            return indices.map { request.produced[$0]! }
+            return request.views(of: indices)
         }
         // Groups in keyframe order, so that one forward pass serves every frame of a GOP.
         let groups = Dictionary(grouping: request.pending, by: { keyframe(forFrame: $0) }).sorted { $0.key < $1.key }
@@ -53,7 +67,7 @@ extension VideoReader {
             let next = position + 1 < groups.count ? groups[position + 1].key : nil
             try decode(until: members, request: &request, nextKeyframe: next)
         }
-        return indices.map { request.produced[$0]! }
+        return request.views(of: indices)
     }
 
     /// What one `frames(at:)` call still needs, and what it has.
@@ -62,12 +76,19 @@ extension VideoReader {
         var pending: Set<Int>
         var width: Int
         var height: Int
-        var crop: PixelRect
-        var produced: [Int: RGBFrame] = [:]
+        /// The source rectangles each requested frame is converted from.
+        var crops: [PixelRect]
+        /// Each requested frame converted once per crop, in the order of `crops`.
+        var produced: [Int: [RGBFrame]] = [:]
         /// Requested frames whose packets went to the decoder unskipped since the last seek.
         var inFlight: Set<Int> = []
         /// Frames received since decoding started at the first packet, when frames are identified by count.
         var outputCount: Int?
+
+        /// For each crop, the converted frames of `indices` (all produced), in order.
+        func views(of indices: [Int]) -> [[RGBFrame]] {
+            crops.indices.map { c in indices.map { produced[$0]![c] } }
+        }
     }
 
     /// Whether decoding forward from the current position produces `members` without a seek: the demuxer sits
@@ -266,7 +287,11 @@ extension VideoReader {
             guard let index = identified, request.pending.contains(index), request.produced[index] == nil else {
                 continue
             }
-            request.produced[index] = try convert(frame, width: request.width, height: request.height, crop: request.crop)
+            var views: [RGBFrame] = []
+            for crop in request.crops {
+                views.append(try convert(frame, width: request.width, height: request.height, crop: crop))
+            }
+            request.produced[index] = views
             request.inFlight.remove(index)
         }
     }

@@ -294,6 +294,11 @@ import Testing
         #expect(ProgressLine.duration(7) == "7s")
     }
 
+    @Test func render_videos_showsCountBarRateAndETA() {
+        let line = ProgressLine(total: 80, width: 8).render(done: 20, unit: "videos", elapsed: 10)
+        #expect(line == "videos 20/80 ██······ 2.0 videos/s · ETA 30s")
+    }
+
     @Test func train_stopsBetweenStepsWhenAsked() throws {
         let trainer = try TrainerTests.trainer()
         var calls = 0

@@ -59,6 +59,18 @@ import Testing
         #expect(clip == ClipTransforms.tensor(from: frames))
     }
 
+    /// One decode for all crops of a clip gives each crop's view bit for bit, with B-frames, without pts, and VP9.
+    @Test(arguments: ["h264_g250_bframes.mp4", "mpeg4_bframes.avi", "vp9.webm"])
+    func testClips_threePositions_equalTestClipOfEachPosition(fixture: String) throws {
+        let path = try VideoFixtures.path(fixture)
+        let indices = FrameSampling.testIndices(frameCount: try VideoReader(path: path).frameCount, count: 4, clip: 1, clips: 2)
+        let positions: [CropPosition] = [.start, .centre, .end]
+        let together = try VideoReader(path: path).testClips(at: indices, size: 32, positions: positions)
+        let alone = try positions.map { try VideoReader(path: path).testClip(at: indices, size: 32, position: $0) }
+        #expect(together == alone)
+        #expect(together[0] != together[2], "the start and end crops of a 176×144 frame differ")
+    }
+
     /// SplitMix64: a seeded generator, as a counter-based stream would supply.
     struct SplitMix: RandomNumberGenerator {
         var state: UInt64

@@ -79,7 +79,7 @@ struct SweepContext {
             name: spec.name, job: job.rawValue,
             model: "\(model.embedDim)-dim, \(model.depth) blocks, patch \(model.patchSize), \(model.numClasses) classes",
             checkpoint: checkpoint, selection: spec.selection.rawValue,
-            views: "\(spec.views.clips)×\(spec.views.crops)", standard: cells.first(where: \.isStandard)?.candidate ?? spec.standard,
+            views: "\(spec.views.clips)×\(spec.views.crops)", standard: spec.standardCandidate(model: model),
             budgets: spec.budgets, cellsTotal: cells.count,
             results: finished.keys.sorted().map { finished[$0]! },
             unreadable: unreadable.sorted { ($0.line, $0.path) < ($1.line, $1.path) },

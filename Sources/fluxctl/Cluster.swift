@@ -130,11 +130,18 @@ struct SweepCommand: ParsableCommand {
         discussion: "The same as `fluxctl submit` for a sweep spec; --wait follows it and prints the results table.")
     @Argument(help: "The sweep spec file (configs/sweeps/).") var file: String
     @Flag(help: "Wait for the sweep to end, then print its results.") var wait = false
+    @Option(help: ArgumentHelp("Sweep this checkpoint instead of the spec's: a job id (its newest stored checkpoint) or a checkpoint folder.", valueName: "job-or-folder"))
+    var checkpoint: String?
     @OptionGroup var cluster: ClusterOptions
 
     func run() throws {
         try reportingErrors {
-            let spec = try SweepSpec.load(path: file)
+            var spec = try SweepSpec.load(path: file)
+            if let checkpoint {
+                let isFolder = FileManager.default.fileExists(atPath: checkpoint)
+                spec.checkpoint = isFolder || !checkpoint.hasPrefix("j-")
+                    ? .path(URL(fileURLWithPath: checkpoint).standardizedFileURL.path) : .job(checkpoint)
+            }
             let client = try cluster.client()
             let job = try client.submit(specYAML: spec.canonicalYAML)
             if cluster.json { try printJSON(["job": job.rawValue]) } else { print("submitted \(job) (sweep \(spec.name))") }

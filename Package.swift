@@ -46,7 +46,7 @@ let package = Package(
 
         // Token Optimization results: per-cell metrics from per-video scores, the report (table, CSV, JSON,
         // Markdown) and its accuracy-against-GMACs plot (SVG). Pure: no video, no network.
-        .target(name: "FluxSweep", dependencies: ["FluxJobs", "FluxTraining", "FluxViT"]),
+        .target(name: "FluxSweep", dependencies: ["FluxJobs", "FluxTraining", "FluxViT", "FluxFiles"]),
 
         // The glue between training and video: VideoDataset: ClipSource.
         .target(name: "FluxData", dependencies: ["FluxTraining", "FluxVideo"]),

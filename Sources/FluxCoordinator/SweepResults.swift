@@ -51,7 +51,7 @@ struct SweepContext {
             let eval = Self.scores(results, split: "eval", classes: model.numClasses)
             let choose = spec.data.chooseOn == nil ? nil : Self.scores(results, split: "choose_on", classes: model.numClasses)
             finished[index] = CellResult(cell: cells[index], eval: CellMetrics(scores: eval),
-                                         chooseOn: choose.map(CellMetrics.init(scores:)))
+                                         chooseOn: choose.map(CellMetrics.init(scores:)), scoresDigest: eval.digest)
             for report in results.flatMap({ $0.unreadable ?? [] }) {
                 unreadable.insert(UnreadableVideo(index: report.index, path: report.path, line: report.line,
                                                   reason: "\(report.split == "eval" ? "" : "[\(report.split)] ")\(report.reason)"))
@@ -83,7 +83,8 @@ struct SweepContext {
             budgets: spec.budgets, cellsTotal: cells.count,
             results: finished.keys.sorted().map { finished[$0]! },
             unreadable: unreadable.sorted { ($0.line, $0.path) < ($1.line, $1.path) },
-            chosenOn: spec.data.chooseOn == nil ? "eval" : "choose_on")
+            chosenOn: spec.data.chooseOn == nil ? SweepReport.evalBasis : SweepReport.chooseOnBasis,
+            cellsPerBudget: Dictionary(grouping: cells, by: \.budget).mapValues(\.count))
     }
 }
 

@@ -1,4 +1,5 @@
 import FluxJobs
+import FluxTraining
 
 /// One finished sweep cell: what was evaluated and its accuracy on each manifest.
 ///
@@ -11,21 +12,26 @@ public struct CellResult: Codable, Sendable, Equatable {
     public var eval: CellMetrics
     /// Accuracy on the selection manifest (`data.choose_on`), when the sweep has one.
     public var chooseOn: CellMetrics?
+    /// A fingerprint of the per-video scores on `data.eval` (`VideoScores.digest`): two runs of a sweep computed the
+    /// same bits exactly when their digests agree (accuracies alone hide small differences).
+    public var scoresDigest: String?
 
     /// A result.
-    public init(cell: SweepCell, eval: CellMetrics, chooseOn: CellMetrics? = nil) {
+    public init(cell: SweepCell, eval: CellMetrics, chooseOn: CellMetrics? = nil, scoresDigest: String? = nil) {
         self.cell = cell
         self.eval = eval
         self.chooseOn = chooseOn
+        self.scoresDigest = scoresDigest
     }
 
-    enum CodingKeys: String, CodingKey { case cell, eval, chooseOn = "choose_on" }
+    enum CodingKeys: String, CodingKey { case cell, eval, chooseOn = "choose_on", scoresDigest = "scores_digest" }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         cell = try container.decode(CellCoding.self, forKey: .cell).cell
         eval = try container.decode(CellMetrics.self, forKey: .eval)
         chooseOn = try container.decodeIfPresent(CellMetrics.self, forKey: .chooseOn)
+        scoresDigest = try container.decodeIfPresent(String.self, forKey: .scoresDigest)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -33,6 +39,7 @@ public struct CellResult: Codable, Sendable, Equatable {
         try container.encode(CellCoding(cell), forKey: .cell)
         try container.encode(eval, forKey: .eval)
         try container.encodeIfPresent(chooseOn, forKey: .chooseOn)
+        try container.encodeIfPresent(scoresDigest, forKey: .scoresDigest)
     }
 }
 
@@ -101,5 +108,29 @@ struct CandidateCoding: Codable {
         try c.encode(candidate.frames, forKey: .frames)
         try c.encode(candidate.size, forKey: .size)
         try c.encode(candidate.label, forKey: .label)
+    }
+}
+
+extension VideoScores {
+    /// FNV-1a (64 bits) over the videos, labels and the probabilities' bit patterns, as 16 hex digits: equal scores
+    /// give equal digests on any machine; any changed bit changes it with overwhelming likelihood.
+    public var digest: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ value: UInt64) {
+            for shift in stride(from: 0, to: 64, by: 8) {
+                hash ^= (value >> UInt64(shift)) & 0xff
+                hash = hash &* 0x0000_0100_0000_01b3
+            }
+        }
+        for video in videos { mix(UInt64(bitPattern: Int64(video))) }
+        for label in labels { mix(UInt64(bitPattern: Int64(label))) }
+        for p in probabilities { mix(UInt64(p.bitPattern)) }
+        return String(hash, radix: 16).leftPadded(to: 16)
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -68,7 +68,11 @@ struct SweepContext {
             guard probabilities.count == videos.count * classes, labels.count == videos.count else {
                 return VideoScores(classes: classes)
             }
-            return VideoScores(classes: classes, videos: videos, labels: labels, probabilities: probabilities)
+            let unreadable = (result.unreadable ?? []).filter { $0.split == split }.map {
+                UnreadableVideo(index: $0.index, path: $0.path, line: $0.line, reason: $0.reason)
+            }
+            return VideoScores(classes: classes, videos: videos, labels: labels, probabilities: probabilities,
+                               unreadable: unreadable)
         })
     }
 

@@ -41,7 +41,8 @@ final class TestCluster {
     func eventually(_ what: String, within seconds: Double, _ condition: () throws -> Bool) throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if (try? condition()) == true { return }
+            // A KitError is a verdict (the job failed): say it now rather than at the deadline.
+            do { if try condition() { return } } catch let error as KitError { throw error } catch {}
             usleep(100_000)
         }
         throw KitError("\(what) did not happen within \(seconds) s\n\(logs())")

@@ -157,11 +157,11 @@ extension SystemTests {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             try Data("not a video".utf8).write(to: folder.appendingPathComponent("broken.mp4"))
             let lines = try String(contentsOf: SystemData.folder.appendingPathComponent("val.csv"), encoding: .utf8)
-                .split(separator: "\n").prefix(4).map { line -> String in
+                .split(separator: "\n").dropFirst().prefix(4).map { line -> String in
                     let parts = line.split(separator: ",")
                     return "\(SystemData.folder.path)/\(parts[0]),\(parts[1])"
                 }
-            try (lines + ["\(folder.path)/broken.mp4,1"]).joined(separator: "\n").write(
+            try (["path,label"] + lines + ["\(folder.path)/broken.mp4,1"]).joined(separator: "\n").write(
                 to: folder.appendingPathComponent("eval.csv"), atomically: true, encoding: .utf8)
             let spec = SweepFixture.spec(checkpoint: reference.checkpoint.path, name: "broken")
                 .replacingOccurrences(of: "\(SystemData.folder.path)/val.csv", with: folder.appendingPathComponent("eval.csv").path)

@@ -68,12 +68,16 @@ anchors:
 goldens: anchors
 	$(FLUX_VENV)/bin/python tools/reference/make_goldens.py
 
-# The main job on a local cluster: 2 workers, the quickstart dataset, the job with its live progress, then down.
-# A few minutes on 2 cores; state under .flux/ (see README, "What next").
+# The main job on a local cluster: 2 workers, the quickstart dataset, the job with its live progress, then a Token
+# Optimization sweep of the model it trained (results table, report and plot in .flux/jobs/ID/artifacts/), then
+# down. A few minutes on 2 cores; state under .flux/ (see README, "What next").
 demo: build
-	$(BIN)/fluxctl dataset synth --out runs/data/motion --classes 4 --videos-per-class 100 --seed 1
+	$(BIN)/fluxctl dataset synth --out runs/data/motion --classes 4 --videos-per-class 300 --seed 1
 	$(BIN)/fluxctl up --workers 2
-	$(BIN)/fluxctl submit configs/jobs/quickstart.yaml --wait || ($(BIN)/fluxctl down; exit 1)
+	$(BIN)/fluxctl submit configs/jobs/quickstart.yaml --wait > runs/demo-train.txt || (cat runs/demo-train.txt; $(BIN)/fluxctl down; exit 1)
+	@cat runs/demo-train.txt
+	$(BIN)/fluxctl sweep configs/sweeps/quickstart.yaml --checkpoint $$(awk 'NR == 1 { print $$2 }' runs/demo-train.txt) --wait \
+	  || ($(BIN)/fluxctl down; exit 1)
 	$(BIN)/fluxctl workers
 	$(BIN)/fluxctl down
 

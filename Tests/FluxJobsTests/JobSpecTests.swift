@@ -185,7 +185,7 @@ import Testing
         let tinyMotion = try Self.tinyMotion()
         #expect(quickstart.modelConfig == tinyMotion)
         #expect(quickstart.data == .manifests(train: "\(data)/train.csv", val: "\(data)/val.csv", root: nil))
-        #expect(quickstart.training.length == .steps(60) && quickstart.training.globalBatch == 16)
+        #expect(quickstart.training.length == .steps(400) && quickstart.training.globalBatch == 32)
         #expect(quickstart.workers == JobSpec.WorkerRange(min: 1, max: 2))
 
         let synthetic = try JobSpec.load(path: Self.jobsFolder.appendingPathComponent("synthetic.yaml").path)
@@ -388,15 +388,15 @@ import Testing
 
     @Test func trainingConfig_stepsJob_coversTheStepsWithWholeEpochs() throws {
         let spec = try JobSpec.load(path: Self.jobsFolder.appendingPathComponent("quickstart.yaml").path)
-        // 70 clips in batches of 16: 4 steps an epoch, so 60 steps need 15 epochs; 100 clips: 6 an epoch, 10.
-        #expect(spec.epochs(datasetCount: 70) == 15 && spec.epochs(datasetCount: 100) == 10)
-        #expect(spec.totalSteps(datasetCount: 70) == 60)
+        // 70 clips in batches of 32: 2 steps an epoch, so 400 steps need 200 epochs; 100 clips: 3 an epoch, 134.
+        #expect(spec.epochs(datasetCount: 70) == 200 && spec.epochs(datasetCount: 100) == 134)
+        #expect(spec.totalSteps(datasetCount: 70) == 400)
         let config = spec.trainingConfig(datasetCount: 70)
-        #expect(config.seed == 7 && config.globalBatch == 16 && config.epochs == 15)
-        #expect(config.labelSmoothing == 0.1 && config.checkpointEvery == 20)
+        #expect(config.seed == 7 && config.globalBatch == 32 && config.epochs == 200)
+        #expect(config.labelSmoothing == 0.1 && config.checkpointEvery == 100)
         let optimizer = config.optimizer
         #expect(optimizer.baseLearningRate == 3e-3 && optimizer.finalLearningRate == 1e-6)
-        #expect(optimizer.warmupIterations == 10 && optimizer.weightDecay == 0.05)
+        #expect(optimizer.warmupIterations == 20 && optimizer.weightDecay == 0.05)
         #expect(optimizer.layerDecay == 1 && optimizer.clipGradNorm == nil)
     }
 

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import FluxClient
 import FluxCoordinator
 import FluxProtocol
@@ -100,6 +103,35 @@ extension SystemTests {
             for name in ["report.json", "report.md", "report.csv", "report.txt", "plot.svg"] {
                 #expect(FileManager.default.fileExists(atPath: artifacts.appendingPathComponent(name).path), "\(name)")
             }
+            // Every format of `fluxctl results` parses, and the plot is valid XML with both series.
+            let dir = cluster.directory.path
+            let csv = try BuiltTool.run("fluxctl", ["results", job.rawValue, "--format", "csv", "--state-dir", dir])
+            let rows = csv.stdout.split(separator: "\n")
+            #expect(csv.status == 0 && rows.count == 28 && rows[0].hasPrefix("index,budget,frames,size"), "\(csv.stdout)")
+            let json = try BuiltTool.run("fluxctl", ["results", job.rawValue, "--format", "json", "--state-dir", dir])
+            #expect(try JSONDecoder().decode(SweepReport.self, from: Data(json.stdout.utf8)).grid.count == 27)
+            let markdown = try BuiltTool.run("fluxctl", ["results", job.rawValue, "--format", "markdown", "--state-dir", dir])
+            #expect(markdown.stdout.contains("| 32 |") && markdown.stdout.hasPrefix("## "), "\(markdown.stdout)")
+            let svg = cluster.directory.appendingPathComponent("plot.svg")
+            let table = try BuiltTool.run("fluxctl", ["results", job.rawValue, "--plot", svg.path, "--state-dir", dir])
+            #expect(table.status == 0 && table.stdout.contains("Per budget"), "\(table.stdout)")
+            let parser = XMLParser(data: try Data(contentsOf: svg))
+            #expect(parser.parse(), "plot.svg is not well-formed XML: \(String(describing: parser.parserError))")
+            let plot = try String(contentsOf: svg, encoding: .utf8)
+            #expect(plot.contains("standard") && plot.contains("TO"))
+
+            // One cell on 3 workers is split in 3 dataset shards: the merged scores are the same bits.
+            let single = SweepFixture.spec(checkpoint: reference.checkpoint.path, name: "one-cell")
+                .replacingOccurrences(of: "budgets: [32, 64, 128]", with: "budgets: [128]")
+                .replacingOccurrences(of: "frames: [2, 4, 8]", with: "frames: [8]")
+                .replacingOccurrences(of: "sizes: [32, 48, 64]", with: "sizes: [64]")
+            let split = try cluster.submit(single)
+            try cluster.waitForSuccess(split, within: 120)
+            #expect(try cluster.client.events(split).contains { $0.kind == "started" && $0.text.contains("3 shards") })
+            let shardReport = try SweepFixture.report(cluster, split)
+            let whole = reference.report.grid.first { $0.cell.budget == 128 && $0.cell.candidate.label == "8×64" }
+            #expect(shardReport.grid.count == 1 && shardReport.grid.first?.scoresDigest == whole?.scoresDigest)
+            #expect(shardReport.grid.first?.eval == whole?.eval)
             try SweepFixture.auditStore(cluster, job, units: 27)
         }
 

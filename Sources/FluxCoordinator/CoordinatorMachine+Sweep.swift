@@ -107,9 +107,8 @@ extension CoordinatorMachine {
             actions.append(.send(other.worker, .stopTask(StopTask(job: job.id, task: finished.task,
                                                                   reason: "\(id) finished it first"))))
         }
-        sweep.done.insert(unit)
-        let cells = sweep.cellCounts
-        job.done = cells.done
+        sweep.markDone(unit)
+        job.done = sweep.cellsDone
         job.sweep = sweep
         jobs[job.id] = job
         actions += [.persistJob(job.id),

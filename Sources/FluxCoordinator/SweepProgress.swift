@@ -8,15 +8,17 @@ public struct SweepProgress: Sendable, Equatable, Codable {
     public var cells: Int
     /// Shards per cell, fixed when the sweep starts.
     public var shards: Int = 1
-    /// Units done (their scores are stored).
-    public var done: Set<Int> = []
+    /// Units done (their scores are stored); `markDone` keeps `cellsDone` in step.
+    public private(set) var done: Set<Int> = []
+    /// Cells whose every shard is done.
+    public private(set) var cellsDone = 0
     /// Units being computed, each with its runs.
     public var running: [Int: [Run]] = [:]
     /// Units sent back (their worker died or gave up), ascending; they go before fresh ones.
     public var requeued: [Int] = []
     /// Units below this were dispatched at least once.
     public var cursor = 0
-    /// How often each unit was dispatched (a unit that keeps failing fails the sweep).
+    /// How often each unit not yet done was dispatched (a unit that keeps failing fails the sweep).
     public var attempts: [Int: Int] = [:]
     /// Seconds each finished unit took (the latest 256), for the ETA and straggler detection.
     public var durations: [Double] = []
@@ -29,6 +31,48 @@ public struct SweepProgress: Sendable, Equatable, Codable {
 
     /// A sweep of `cells` cells, not started.
     public init(cells: Int) { self.cells = cells }
+
+    /// Records a unit as done (once); O(shards).
+    public mutating func markDone(_ unit: Int) {
+        guard done.insert(unit).inserted else { return }
+        attempts[unit] = nil
+        let cell = unit / shards
+        if ((cell * shards)..<((cell + 1) * shards)).allSatisfy(done.contains) { cellsDone += 1 }
+    }
+
+    enum CodingKeys: String, CodingKey { case cells, shards, done, running, requeued, cursor, attempts, durations }
+
+    /// `done` travels as sorted runs `[first, last]`: a sweep's units finish roughly in order, so a record of
+    /// thousands of finished units stays a few numbers long (it is written at every turn that changes it).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(cells, forKey: .cells)
+        try c.encode(shards, forKey: .shards)
+        var runs: [[Int]] = []
+        for unit in done.sorted() {
+            if let last = runs.last, last[1] == unit - 1 { runs[runs.count - 1][1] = unit } else { runs.append([unit, unit]) }
+        }
+        try c.encode(runs, forKey: .done)
+        try c.encode(running, forKey: .running)
+        try c.encode(requeued, forKey: .requeued)
+        try c.encode(cursor, forKey: .cursor)
+        try c.encode(attempts, forKey: .attempts)
+        try c.encode(durations, forKey: .durations)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        cells = try c.decode(Int.self, forKey: .cells)
+        shards = try c.decode(Int.self, forKey: .shards)
+        running = try c.decode([Int: [Run]].self, forKey: .running)
+        requeued = try c.decode([Int].self, forKey: .requeued)
+        cursor = try c.decode(Int.self, forKey: .cursor)
+        attempts = try c.decode([Int: Int].self, forKey: .attempts)
+        durations = try c.decode([Double].self, forKey: .durations)
+        for run in try c.decode([[Int]].self, forKey: .done) where run.count == 2 && run[0] <= run[1] {
+            for unit in run[0]...run[1] { markDone(unit) }
+        }
+    }
 
     /// Units in all.
     public var units: Int { cells * shards }
@@ -85,14 +129,10 @@ public struct SweepProgress: Sendable, Equatable, Codable {
         return sorted[sorted.count / 2]
     }
 
-    /// Cells done (every shard), being computed, and waiting, for `fluxctl status`.
+    /// Cells done (every shard), being computed (some shard running), and waiting, for `fluxctl status`.
     public var cellCounts: (done: Int, running: Int, pending: Int) {
-        var full = 0, busy = 0
-        for cell in 0..<cells {
-            let unitsOfCell = (cell * shards)..<((cell + 1) * shards)
-            if unitsOfCell.allSatisfy(done.contains) { full += 1 } else if unitsOfCell.contains(where: { running[$0] != nil }) { busy += 1 }
-        }
-        return (full, busy, cells - full - busy)
+        let busy = Set(running.keys.map { $0 / shards }).count
+        return (cellsDone, busy, cells - cellsDone - busy)
     }
 
     /// Seconds to the end at the median pace so far with `parallel` workers; nil before a unit finished.

@@ -13,6 +13,9 @@ the anchors interleaved, and reports the median over rounds.
 All-reduce section (`--only allreduce`): raw ZeroMQ PUSH/PULL (`flux-bench zmq-throughput`), then for 2 and 4
 ranks and 1M/22M/88M floats `flux-bench allreduce` with and without CURVE (`--ring-transport`, ipc by default)
 beside torch.distributed's Gloo (tools/anchors/gloo_bench.py); bus bandwidths in GB/s (10⁹ bytes).
+
+Sweep section (`--only sweep`): one Token Optimization sweep on 1, 2 and 4 local workers of 1 thread
+(tools/sweep_bench.py) and `flux-bench coordinator` with 2,100 and 8,400 empty sweep cells.
 """
 from __future__ import annotations
 
@@ -155,9 +158,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--venv", default=os.environ.get("FLUX_VENV", str(Path.home() / ".cache/flux/venv")))
     parser.add_argument("--no-anchors", action="store_true")
-    parser.add_argument("--only", choices=["model", "video", "allreduce", "elastic"],
+    parser.add_argument("--only", choices=["model", "video", "allreduce", "elastic", "sweep"],
                         help="run one section: model (sgemm, forward, train step), video (decoding), allreduce, or "
-                             "elastic (worker killed / stopped / joining beside torchrun, scaling, coordinator)")
+                             "elastic (worker killed / stopped / joining beside torchrun, scaling, coordinator), or "
+                             "sweep (one sweep on 1, 2, 4 workers; empty-cell dispatch rate)")
     parser.add_argument("--rounds", type=int, default=3, help="video: interleaved rounds (median reported)")
     parser.add_argument("--video-runs", type=int, default=5, help="video: timed runs per sparse measurement")
     parser.add_argument("--video-full-runs", type=int, default=3, help="video: timed runs per full decode")
@@ -178,6 +182,8 @@ def main() -> int:
         allreduce_section(args, python if anchors else None, records)
     if args.only in (None, "elastic"):
         elastic_section(python if anchors else None, records)
+    if args.only in (None, "sweep"):
+        sweep_section(records)
 
     out = ROOT / "bench-out"
     out.mkdir(exist_ok=True)
@@ -212,6 +218,25 @@ def elastic_section(python: Path | None, records: list[dict]) -> None:
         records.append(rec)
         print(f"coordinator: {rec['dispatches_per_s']:.0f} task dispatches/s (target ≥ 2,000); 64 heartbeating workers "
               f"{100 * rec['heartbeat_core_fraction']:.2f}% of a core (target < 5%)", flush=True)
+
+
+def sweep_section(records: list[dict]) -> None:
+    """Token Optimization sweeps (issue 11): one sweep's wall time on 1, 2 and 4 workers of 1 thread
+    (tools/sweep_bench.py), and the coordinator's sweep-cell dispatch rate with empty cells (flux-bench coordinator)."""
+    command = [sys.executable, str(ROOT / "tools/sweep_bench.py"), "--json"]
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    sweeps = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1])
+    records += sweeps
+    for r in sweeps:
+        print(f"sweep on {r['workers']} worker(s) × 1 thread: {r['seconds']:.2f} s, {r['speedup']:.2f}× "
+              f"({r['cells']} cells; identical numbers: {r['identical_to_1_worker']})"
+              + (" (target ≥ 1.9×)" if r["workers"] == 2 else ""), flush=True)
+    for budgets in (100, 400):
+        for rec in run_json([str(BENCH), "coordinator", "--json", "--seconds", "1", "--jobs", "10",
+                             "--sweep-budgets", str(budgets)]):
+            records.append(rec)
+            print(f"coordinator: {rec['sweep_cells']} empty sweep cells at {rec['cells_per_s']:.0f} cells/s "
+                  f"(target ≥ 2,000)", flush=True)
 
 
 def model_section(args, python: Path, anchors: bool, records: list[dict]) -> None:

@@ -69,7 +69,14 @@ public struct SweepProgress: Sendable, Equatable, Codable {
         cursor = try c.decode(Int.self, forKey: .cursor)
         attempts = try c.decode([Int: Int].self, forKey: .attempts)
         durations = try c.decode([Double].self, forKey: .durations)
-        for run in try c.decode([[Int]].self, forKey: .done) where run.count == 2 && run[0] <= run[1] {
+        // Runs `[first, last]`; a plain list of units (the first form of this record) reads too.
+        let runs: [[Int]]
+        if let decoded = try? c.decode([[Int]].self, forKey: .done) {
+            runs = decoded
+        } else {
+            runs = try c.decode([Int].self, forKey: .done).map { [$0, $0] }
+        }
+        for run in runs where run.count == 2 && run[0] <= run[1] {
             for unit in run[0]...run[1] { markDone(unit) }
         }
     }

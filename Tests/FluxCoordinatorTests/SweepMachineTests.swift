@@ -1,3 +1,4 @@
+import Foundation
 import FluxCoordinator
 import FluxProtocol
 import Testing
@@ -162,5 +163,22 @@ import Testing
         #expect(sweep.task(9) == "cell-2.1")
         #expect(sweep.unit("cell-2.1") == 9)
         #expect(sweep.unit("cell-3.0") == nil && sweep.unit("cell-2") == nil && sweep.unit("train") == nil)
+    }
+}
+
+@Suite struct SweepProgressCodingTests {
+    @Test func encode_doneUnits_travelAsRunsAndReadBack() throws {
+        var sweep = SweepProgress(cells: 10)
+        for unit in [0, 1, 2, 5, 7, 8] { sweep.markDone(unit) }
+        let data = try JSONEncoder().encode(sweep)
+        #expect(String(decoding: data, as: UTF8.self).contains("\"done\":[[0,2],[5,5],[7,8]]"))
+        let back = try JSONDecoder().decode(SweepProgress.self, from: data)
+        #expect(back == sweep && back.cellsDone == 6)
+    }
+
+    @Test func decode_plainListOfDoneUnits_stillReads() throws {
+        let text = #"{"cells":3,"shards":1,"done":[0,2],"running":{},"requeued":[],"cursor":3,"attempts":{},"durations":[]}"#
+        let sweep = try JSONDecoder().decode(SweepProgress.self, from: Data(text.utf8))
+        #expect(sweep.done == [0, 2] && sweep.cellsDone == 2)
     }
 }

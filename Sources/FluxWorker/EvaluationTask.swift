@@ -34,7 +34,10 @@ final class EvaluationTask: Sendable {
         self.post = post
     }
 
-    /// Ends the task before its next video; nothing is sent for it.
+    /// Videos scored per evaluator call (each is still its own forward batch, so the scores do not depend on it).
+    static let videosPerCall = 8
+
+    /// Ends the task within its next few videos; nothing is sent for it.
     func stop() { stopped.store(true, ordering: .releasing) }
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
@@ -59,11 +62,15 @@ final class EvaluationTask: Sendable {
             var unreadable: [UnreadableVideoReport] = []
             for (split, manifest) in lists {
                 var parts: [VideoScores] = []
-                for index in Self.shard(count: manifest.entries.count, shard: cell.shard, of: cell.shardCount) {
+                // A few videos a call: a stop is honoured within them, and the evaluator's per-call checks (the
+                // setting, every label of the manifest) are not repeated for every video.
+                let indices = Array(Self.shard(count: manifest.entries.count, shard: cell.shard, of: cell.shardCount))
+                for start in stride(from: 0, to: indices.count, by: Self.videosPerCall) {
                     if isStopped { return }
-                    parts.append(try VideoEvaluator.scores(model: sweep.model, manifest: manifest, videos: [index],
+                    let chunk = Array(indices[start..<min(start + Self.videosPerCall, indices.count)])
+                    parts.append(try VideoEvaluator.scores(model: sweep.model, manifest: manifest, videos: chunk,
                                                            setting: setting))
-                    done += 1
+                    done += chunk.count
                     if Date().timeIntervalSince(lastReport) >= 0.5 {
                         lastReport = Date()
                         post(.progress(ProgressReport(job: job, task: task, done: done, total: total,

@@ -111,7 +111,19 @@ public final class Worker: Service, Sendable {
         try link.connect()
         var rank: (task: TrainingRank, thread: Thread, job: JobID)?
         var evaluation: (task: EvaluationTask, thread: Thread)?
+        // A cell assigned while the previous one is still stopping waits for it: both would share the cached model.
+        var queuedCell: (assign: Assign, cell: EvaluationCell)?
         let sweeps = SweepCache()
+        func startCell(_ assign: Assign, _ cell: EvaluationCell) {
+            let task = EvaluationTask(assign: assign, cell: cell, cache: sweeps, threads: options.threads,
+                                      logger: logger) { outbox.post($0) }
+            let thread = Thread { task.run() }
+            thread.name = "flux-cell"
+            thread.stackSize = 8 << 20
+            thread.start()
+            evaluation = (task, thread)
+            link.runningTask = { [weak task] in task.map { (TaskRef(job: $0.job, task: $0.task), 0) } }
+        }
         var leaving = false
         logger.info("worker \(id) started (data endpoint \(options.dataEndpoint), \(options.threads) threads)")
 
@@ -142,6 +154,10 @@ public final class Worker: Service, Sendable {
                 evaluation = nil
                 link.runningTask = { nil }
                 if leaving { break }
+                if let next = queuedCell {
+                    queuedCell = nil
+                    startCell(next.assign, next.cell)
+                }
             }
             for message in link.receive(timeout: .milliseconds(20)) {
                 switch message {
@@ -150,15 +166,10 @@ public final class Worker: Service, Sendable {
                     if let current = evaluation, !current.thread.isFinished {
                         if current.task.job == assign.job, current.task.task == assign.task, !current.task.isStopped { continue }
                         current.task.stop()
+                        queuedCell = (assign, cell)
+                        continue
                     }
-                    let task = EvaluationTask(assign: assign, cell: cell, cache: sweeps, threads: options.threads,
-                                              logger: logger) { outbox.post($0) }
-                    let thread = Thread { task.run() }
-                    thread.name = "flux-cell"
-                    thread.stackSize = 8 << 20
-                    thread.start()
-                    evaluation = (task, thread)
-                    link.runningTask = { [weak task] in task.map { (TaskRef(job: $0.job, task: $0.task), 0) } }
+                    startCell(assign, cell)
                 case let .assign(assign):
                     if let current = rank, !current.thread.isFinished {
                         // Already running this job: nothing to do, unless that rank is stopping (then start anew).
@@ -182,6 +193,7 @@ public final class Worker: Service, Sendable {
                     if let current = evaluation, current.task.job == stop.job, current.task.task == stop.task {
                         current.task.stop()
                     }
+                    if queuedCell?.assign.job == stop.job, queuedCell?.assign.task == stop.task { queuedCell = nil }
                     if let current = rank, current.job == stop.job, stop.task == "train" {
                         logger.info("\(stop.job): stop (\(stop.reason))")
                         current.task.mailbox.stop(reason: stop.reason)

@@ -2,26 +2,30 @@ import FluxTraining
 import FluxViT
 
 extension SweepSpec {
-    /// The grid of a spec that gives no `candidates`, from the model's native sampling T × R (`num_frames` ×
-    /// `img_size`, patch P):
+    /// The grid of a spec that gives no `candidates`, centred on the default standard sampling T × R
+    /// (`defaultStandard(model:)`, patch P):
     /// - frames: T/2, 3T/4, T, 3T/2 and 2T, each rounded to the nearest even count (halves up), at least 2;
     /// - sizes: 3R/4, 7R/8, R and 9R/8, each rounded down to a multiple of P, at least P.
     ///
-    /// Repeats are dropped. For a model of 8 × 224 with P = 14 this is frames [4, 6, 8, 12, 16] and sizes
+    /// Repeats are dropped. For the FluxViT presets (8 × 224, P = 14) this is frames [4, 6, 8, 12, 16] and sizes
     /// [168, 196, 224, 252] (the grid of spec §7); for `configs/models/tiny-motion.yaml` (8 × 64, P = 16) frames
-    /// [4, 6, 8, 12, 16] and sizes [48, 64]. The presets' native sampling is their position table's (24 × 252 for
-    /// `fluxvit-small`), not the usual test sampling, so a sweep of a preset should give its grid.
+    /// [4, 6, 8, 12, 16] and sizes [48, 64].
     public static func defaultCandidates(model: FluxViTConfig) -> Candidates {
-        let (t, r, p) = (model.numFrames, model.imgSize, model.patchSize)
+        let standard = defaultStandard(model: model)
+        let (t, r, p) = (standard.frames, standard.size, model.patchSize)
         // Twice the rounded half-count: the nearest even number to t·n/d.
         let frames = [(1, 2), (3, 4), (1, 1), (3, 2), (2, 1)].map { n, d in max(2, 2 * ((t * n + d) / (2 * d))) }
         let sizes = [(3, 4), (7, 8), (1, 1), (9, 8)].map { n, d in max(p, r * n / d / p * p) }
         return Candidates(frames: Array(Set(frames)).sorted(), sizes: Array(Set(sizes)).sorted())
     }
 
-    /// The standard sampling of a spec that gives none: the model's `num_frames` × `img_size`.
+    /// The standard sampling of a spec that gives none: 8×224, the official test sampling (spec §7), when the model
+    /// takes it (224 a multiple of its patch, `img_size` ≥ 224: the FluxViT presets); otherwise the model's own
+    /// `num_frames` × `img_size` (a small model such as tiny-motion's 8×64). The presets' `num_frames` × `img_size`
+    /// (24×252) is the size of their position table, not a sampling anyone tests at.
     public static func defaultStandard(model: FluxViTConfig) -> Candidate {
-        Candidate(frames: model.numFrames, size: model.imgSize)
+        if 224 % model.patchSize == 0, model.imgSize >= 224 { return Candidate(frames: 8, size: 224) }
+        return Candidate(frames: model.numFrames, size: model.imgSize)
     }
 
     /// The grid `cells(model:)` expands: `candidates`, each empty list replaced by the model's default.

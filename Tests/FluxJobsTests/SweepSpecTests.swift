@@ -345,6 +345,11 @@ import Testing
             == SweepSpec.Candidates(frames: [4, 6, 8, 12, 16], sizes: [168, 196, 224, 252]))
         #expect(SweepSpec.defaultCandidates(model: try Self.model("tiny-motion.yaml"))
             == SweepSpec.Candidates(frames: [4, 6, 8, 12, 16], sizes: [48, 64]))
+        // The preset itself (a 24×252 position table) defaults to the official test sampling 8×224 and its grid.
+        let preset = try FluxViTConfig.preset("fluxvit-small")
+        #expect(SweepSpec.defaultStandard(model: preset) == SweepSpec.Candidate(frames: 8, size: 224))
+        #expect(SweepSpec.defaultCandidates(model: preset)
+            == SweepSpec.Candidates(frames: [4, 6, 8, 12, 16], sizes: [168, 196, 224, 252]))
         // tiny-test: 4 frames of 8² in 4² patches.
         #expect(SweepSpec.defaultCandidates(model: try Self.model("tiny-test.yaml"))
             == SweepSpec.Candidates(frames: [2, 4, 6, 8], sizes: [4, 8]))

@@ -3,9 +3,15 @@ import Foundation
 /// The report's figure: top-1 accuracy against GMACs per view, one curve for the standard sampling and one for the
 /// TO best across budgets, the rest of the grid as faint dots, in the manner of the FluxViT paper's figures.
 ///
+/// The accuracy axis follows the two curves (their range with a margin, on round ticks), not the rest of the grid:
+/// a weak candidate far below would otherwise squeeze both curves into a sliver at the top. Candidates outside the
+/// range are drawn as small triangles on the edge they fall beyond, and the legend counts them.
+///
 /// The SVG is self-contained (white background, no scripts or external fonts). Every plotted point is a
-/// `<g class="point" data-series="standard|to|grid" data-budget="…" transform="translate(x,y)">`, and every tick a
-/// `<line class="x-tick|y-tick" data-value="…">`, so tools and tests can read the figure back.
+/// `<g class="point" data-series="standard|to|grid" data-budget="…" transform="translate(x,y)">` (a grid point
+/// outside the accuracy range also has `data-clipped="below|above"` and sits on that edge), every tick a
+/// `<line class="x-tick|y-tick" data-value="…">`, and the plot area a `<rect class="plot-area" data-y-low="…"
+/// data-y-high="…">`, so tools and tests can read the figure back.
 public enum SweepPlot {
     /// Canvas size (viewBox) in pixels.
     static let width = 720.0, height = 480.0
@@ -20,11 +26,15 @@ public enum SweepPlot {
     /// The figure for `report`; `title` defaults to "Token Optimization: <name>".
     public static func svg(_ report: SweepReport, title: String? = nil) -> String {
         let series = Series(report)
-        let all = series.standard + series.to + series.grid
+        let curves = series.standard + series.to, all = curves + series.grid
         let xAxis = Axis.gmacs(all.map(\.gmacs))
-        let yAxis = Axis.accuracy(all.map(\.top1))
+        let yAxis = Axis.accuracy((curves.isEmpty ? all : curves).map(\.top1))
         let x = { (v: Double) in plotLeft + xAxis.position(v) * (plotRight - plotLeft) }
         let y = { (v: Double) in plotBottom - yAxis.position(v) * (plotBottom - plotTop) }
+        let grid = series.grid.map { ($0, yAxis.clipping($0.top1)) }
+        let clipped = Clipped(
+            below: grid.filter { $0.1 == .below }.count, above: grid.filter { $0.1 == .above }.count,
+            low: yAxis.valueLabel(yAxis.low), high: yAxis.valueLabel(yAxis.high))
 
         var svg = SVG()
         svg.open(
@@ -41,12 +51,13 @@ public enum SweepPlot {
             subtitle += " · partial: \(report.cellsDone) of \(report.cellsTotal) cells"
         }
         svg.text(subtitle, x: plotLeft, y: 45, size: 12, [("fill", "#555")])
-        drawLegend(&svg, report: report, showGrid: !series.grid.isEmpty)
+        drawLegend(&svg, report: report, showGrid: !series.grid.isEmpty, clipped: clipped)
 
         // Axes: light grid lines with their ticks, then the frame on top.
         svg.element(
             "rect",
-            [("class", "plot-area"), ("data-x-scale", xAxis.isLog ? "log" : "linear"), ("x", f(plotLeft)),
+            [("class", "plot-area"), ("data-x-scale", xAxis.isLog ? "log" : "linear"),
+             ("data-y-low", "\(yAxis.low)"), ("data-y-high", "\(yAxis.high)"), ("x", f(plotLeft)),
              ("y", f(plotTop)), ("width", f(plotRight - plotLeft)), ("height", f(plotBottom - plotTop)),
              ("fill", "none")])
         for minor in xAxis.minorTicks {
@@ -85,12 +96,30 @@ public enum SweepPlot {
                 [("text-anchor", "middle"), ("fill", "#777")])
         }
 
-        // Grid dots first, so the two curves draw over them.
-        for point in series.grid {
-            svg.open(
-                "g", [("class", "point"), ("data-series", "grid"), ("data-budget", "\(point.budget)"),
-                      ("transform", "translate(\(f(x(point.gmacs))),\(f(y(point.top1))))")])
-            svg.element("circle", [("r", "2.6"), ("fill", gridColor)])
+        // Grid dots first, so the two curves draw over them; those beyond the accuracy range as triangles on its
+        // edge, pointing the way they fall.
+        var gridMarks: [Rect] = []
+        for (point, clip) in grid {
+            let (px, py): (Double, Double)
+            switch clip {
+            case .inside: (px, py) = (x(point.gmacs), y(point.top1))
+            case .below: (px, py) = (x(point.gmacs), plotBottom - clipInset)
+            case .above: (px, py) = (x(point.gmacs), plotTop + clipInset)
+            }
+            var attributes = [
+                ("class", "point"), ("data-series", "grid"), ("data-budget", "\(point.budget)"),
+                ("data-sampling", point.sampling),
+            ]
+            if clip != .inside { attributes.append(("data-clipped", clip == .below ? "below" : "above")) }
+            attributes.append(("transform", "translate(\(f(px)),\(f(py)))"))
+            svg.open("g", attributes)
+            if clip == .inside {
+                svg.element("circle", [("r", "2.6"), ("fill", gridColor)])
+                gridMarks.append(Rect(centerX: px, centerY: py, width: 6, height: 6))
+            } else {
+                svg.element("path", [("d", triangle(down: clip == .below)), ("fill", gridColor)])
+                gridMarks.append(Rect(centerX: px, centerY: py, width: 8, height: 7))
+            }
             svg.close("g")
         }
         for (points, name, color, dash) in [
@@ -116,9 +145,17 @@ public enum SweepPlot {
             svg.close("g")
         }
 
-        drawLabels(&svg, series: series, x: x, y: y)
+        drawLabels(&svg, series: series, gridMarks: gridMarks, x: x, y: y)
         svg.close("svg")
         return svg.markup
+    }
+
+    /// How far inside the frame a clipped grid point's triangle is centred.
+    static let clipInset = 4.5
+
+    /// Grid points beyond the accuracy range, and the range's ends as the ticks write them.
+    struct Clipped {
+        var below: Int, above: Int, low: String, high: String
     }
 
     private static func pointAttributes(
@@ -128,123 +165,263 @@ public enum SweepPlot {
          ("data-sampling", point.sampling), ("transform", "translate(\(f(x(point.gmacs))),\(f(y(point.top1))))")]
     }
 
-    /// The legend in one row above the plot, so it can never hide a point.
-    private static func drawLegend(_ svg: inout SVG, report: SweepReport, showGrid: Bool) {
+    /// The legend in one row above the plot, so it can never hide a point. Grid points beyond the accuracy range
+    /// are counted there beside their triangle ("▼ 93 below 95%"), in the words that fit the row.
+    private static func drawLegend(_ svg: inout SVG, report: SweepReport, showGrid: Bool, clipped: Clipped) {
+        enum Glyph { case standard, to, grid, below, above }
+        let baseline = 66.0, size = 12.0, glyphWidth = 26.0, glyphGap = 6.0
+        /// Wordings from the fullest to the tersest.
+        func entries(terseness: Int) -> [(glyph: Glyph, text: String)] {
+            var list: [(Glyph, String)] = [
+                (.standard, "standard \(report.standard.label)"),
+                (.to, terseness < 1 ? "TO: best sampling per budget" : "TO: best per budget"),
+            ]
+            if showGrid { list.append((.grid, terseness < 2 ? "other candidates" : "others")) }
+            if clipped.below > 0 { list.append((.below, "\(clipped.below) below \(clipped.low)%")) }
+            if clipped.above > 0 { list.append((.above, "\(clipped.above) above \(clipped.high)%")) }
+            return list
+        }
+        // A clipped count sits closer to the grid entry it qualifies.
+        func gap(after glyph: Glyph) -> Double { glyph == .grid ? 12 : 20 }
+        func rowWidth(_ list: [(glyph: Glyph, text: String)]) -> Double {
+            list.reduce(0) { total, entry in
+                total + (entry.glyph == .below || entry.glyph == .above ? 12 : glyphWidth) + glyphGap
+                    + textWidth(entry.text, size: size) + gap(after: entry.glyph)
+            } - gap(after: list.last?.glyph ?? .grid)
+        }
+        let room = width - 10 - plotLeft
+        let list = (0...2).lazy.map(entries(terseness:)).first { rowWidth($0) <= room } ?? entries(terseness: 2)
+
         var left = plotLeft
-        let baseline = 66.0
-        let entries: [(kind: String, text: String)] =
-            [("standard", "standard \(report.standard.label)"), ("to", "TO: best sampling per budget")]
-            + (showGrid ? [("grid", "other candidates")] : [])
-        for entry in entries {
-            switch entry.kind {
-            case "standard":
+        let mid = baseline - 4
+        for entry in list {
+            var glyph = glyphWidth
+            switch entry.glyph {
+            case .standard:
                 svg.element(
-                    "line", [("x1", f(left)), ("x2", f(left + 26)), ("y1", f(baseline - 4)), ("y2", f(baseline - 4)),
+                    "line", [("x1", f(left)), ("x2", f(left + 26)), ("y1", f(mid)), ("y2", f(mid)),
                              ("stroke", standardColor), ("stroke-width", "2"), ("stroke-dasharray", "6 4")])
                 svg.element(
-                    "circle", [("cx", f(left + 13)), ("cy", f(baseline - 4)), ("r", "4.5"), ("fill", "white"),
+                    "circle", [("cx", f(left + 13)), ("cy", f(mid)), ("r", "4.5"), ("fill", "white"),
                                ("stroke", standardColor), ("stroke-width", "2")])
-            case "to":
+            case .to:
                 svg.element(
-                    "line", [("x1", f(left)), ("x2", f(left + 26)), ("y1", f(baseline - 4)), ("y2", f(baseline - 4)),
+                    "line", [("x1", f(left)), ("x2", f(left + 26)), ("y1", f(mid)), ("y2", f(mid)),
                              ("stroke", toColor), ("stroke-width", "2")])
                 svg.element(
                     "path", [("d", star(radius: 7)), ("fill", toColor), ("stroke", "white"), ("stroke-width", "0.8"),
-                             ("transform", "translate(\(f(left + 13)),\(f(baseline - 4)))")])
-            default:
+                             ("transform", "translate(\(f(left + 13)),\(f(mid)))")])
+            case .grid:
+                svg.element("circle", [("cx", f(left + 13)), ("cy", f(mid)), ("r", "2.6"), ("fill", gridColor)])
+            case .below, .above:
+                glyph = 12
                 svg.element(
-                    "circle", [("cx", f(left + 13)), ("cy", f(baseline - 4)), ("r", "2.6"), ("fill", gridColor)])
+                    "path", [("class", "legend-clipped"), ("d", triangle(down: entry.glyph == .below)),
+                             ("fill", gridColor), ("transform", "translate(\(f(left + 6)),\(f(mid)))")])
             }
-            svg.text(entry.text, x: left + 32, y: baseline, size: 12)
-            left += 32 + textWidth(entry.text, size: 12) + 22
+            svg.text(entry.text, x: left + glyph + glyphGap, y: baseline, size: size)
+            left += glyph + glyphGap + textWidth(entry.text, size: size) + gap(after: entry.glyph)
         }
+    }
+
+    /// A small triangle centred on the origin, pointing down or up: a grid point beyond the accuracy range.
+    static func triangle(down: Bool) -> String {
+        let h = down ? 3.5 : -3.5
+        return "M-4,\(f(-h))L4,\(f(-h))L0,\(f(h))Z"
     }
 
     // MARK: - Labels
 
-    /// Labels each curve point with its sampling and budget (`8×224 · 1024`), placed greedily where it overlaps
-    /// nothing drawn so far: markers, curves, other labels, the frame. A label that must move further out gets a
-    /// thin leader line back to its point.
+    /// A label to place: its text and colour, the point it names and the box its text takes.
+    struct LabelItem {
+        var text: String, color: String, px: Double, py: Double, width: Double, height: Double, preferAbove: Bool
+    }
+
+    /// Where a label went: its box, and the leader line back to its point when it moved away from it.
+    struct Placement {
+        var rect: Rect
+        var leader: Segment?
+        var cost: Double
+    }
+
+    typealias Segment = (Double, Double, Double, Double)
+
+    /// Labels each curve point with its sampling and budget (`8×224 · 1024`), placed where it overlaps nothing
+    /// drawn: markers, curves, grid points, other labels and their leader lines, the frame. A label that must move
+    /// away from its point gets a thin leader line back to it.
     private static func drawLabels(
-        _ svg: inout SVG, series: Series, x: (Double) -> Double, y: (Double) -> Double
+        _ svg: inout SVG, series: Series, gridMarks: [Rect], x: (Double) -> Double, y: (Double) -> Double
     ) {
-        struct Pending { var point: Point, text: String, color: String, preferAbove: Bool }
         let toCells = Set(series.to.map(\.index)), standardCells = Set(series.standard.map(\.index))
+        let h = labelFontSize + 2
+        func item(_ p: Point, _ text: String, _ color: String, above: Bool) -> LabelItem {
+            LabelItem(
+                text: text, color: color, px: x(p.gmacs), py: y(p.top1), width: textWidth(text, size: labelFontSize),
+                height: h, preferAbove: above)
+        }
         let text = { (p: Point) in "\(p.sampling) · \(p.budget)" }
         // TO labels first: they are the result. A standard cell TO also picked is labelled once, as TO, and says so
         // (the TO curve then hides the standard's there).
-        let pending = series.to.map {
-            Pending(
-                point: $0, text: text($0) + (standardCells.contains($0.index) ? " (standard)" : ""), color: toColor,
-                preferAbove: true)
+        let items = series.to.map {
+            item($0, text($0) + (standardCells.contains($0.index) ? " (standard)" : ""), toColor, above: true)
         }
             + series.standard.filter { !toCells.contains($0.index) }
-            .map { Pending(point: $0, text: text($0), color: standardColor, preferAbove: false) }
+            .map { item($0, text($0), standardColor, above: false) }
 
-        var obstacles: [Rect] = []
-        for p in series.standard + series.to {
-            obstacles.append(Rect(centerX: x(p.gmacs), centerY: y(p.top1), width: 14, height: 14))
+        let markers = (series.standard + series.to).map {
+            Rect(centerX: x($0.gmacs), centerY: y($0.top1), width: 12, height: 12)
         }
-        // Covering a faint grid dot is allowed, but a clear spot is better.
-        let dots = series.grid.map { Rect(centerX: x($0.gmacs), centerY: y($0.top1), width: 6, height: 6) }
-        var segments: [(Double, Double, Double, Double)] = []
+        var curves: [Segment] = []
         for points in [series.standard, series.to] {
             for (a, b) in zip(points, points.dropFirst()) {
-                segments.append((x(a.gmacs), y(a.top1), x(b.gmacs), y(b.top1)))
+                curves.append((x(a.gmacs), y(a.top1), x(b.gmacs), y(b.top1)))
             }
         }
         let bounds = Rect(x: plotLeft + 2, y: plotTop + 2, width: plotRight - plotLeft - 4,
                           height: plotBottom - plotTop - 4)
+        let placements = placeLabels(items, markers: markers, dots: gridMarks, curves: curves, bounds: bounds)
 
-        for item in pending {
-            let w = textWidth(item.text, size: labelFontSize), h = labelFontSize + 2
-            let px = x(item.point.gmacs), py = y(item.point.top1)
-            var best: (rect: Rect, cost: Double, far: Bool)?
-            for (index, candidate) in candidateBoxes(px: px, py: py, w: w, h: h, above: item.preferAbove).enumerated() {
-                var cost = 0.0
-                if !bounds.contains(candidate.rect) { cost += 1e6 }
-                for o in obstacles { cost += candidate.rect.overlap(o) * 10 }
-                for d in dots { cost += candidate.rect.overlap(d) * 0.5 }
-                for s in segments where candidate.rect.intersects(segment: s) { cost += 40 }
-                // Prefer near, early candidates among equally clear ones.
-                cost += Double(index) * 0.01 + (candidate.far ? 1 : 0)
-                if best == nil || cost < best!.cost { best = (candidate.rect, cost, candidate.far) }
-            }
-            guard let chosen = best else { continue }
-            if chosen.far {
-                let (ex, ey) = chosen.rect.nearestPoint(toX: px, y: py)
-                svg.element(
-                    "line", [("x1", f(px)), ("y1", f(py)), ("x2", f(ex)), ("y2", f(ey)), ("stroke", item.color),
-                             ("stroke-width", "0.7"), ("stroke-opacity", "0.7")])
-            }
+        // Leader lines under every label, so a label's white halo covers any line it meets.
+        for (item, placement) in zip(items, placements) {
+            guard let l = placement.leader else { continue }
+            svg.element(
+                "line", [("class", "leader"), ("x1", f(l.0)), ("y1", f(l.1)), ("x2", f(l.2)), ("y2", f(l.3)),
+                         ("stroke", item.color), ("stroke-width", "0.8"), ("stroke-opacity", "0.8")])
+        }
+        for (item, placement) in zip(items, placements) {
             svg.text(
-                item.text, x: chosen.rect.x, y: chosen.rect.y + h - 3.5, size: labelFontSize,
-                [("class", "label"), ("fill", item.color)])
-            obstacles.append(chosen.rect)
+                item.text, x: placement.rect.x, y: placement.rect.y + h - 3.5, size: labelFontSize,
+                [("class", "label"), ("fill", item.color), ("stroke", "white"), ("stroke-width", "3"),
+                 ("stroke-linejoin", "round"), ("paint-order", "stroke")])
         }
     }
 
-    /// Places around a point, nearest first: above or below (as preferred), the sides, the diagonals, then the same
-    /// further out.
-    private static func candidateBoxes(
+    /// Greedy placement: each label in turn takes the cheapest of its candidate boxes given those already placed.
+    /// Tried in a few orders (the result first, the standard first, left to right, the most crowded first); the
+    /// cheapest outcome wins.
+    static func placeLabels(
+        _ items: [LabelItem], markers: [Rect], dots: [Rect], curves: [Segment], bounds: Rect
+    ) -> [Placement] {
+        guard !items.isEmpty else { return [] }
+        let indices = Array(items.indices)
+        let crowding = items.map { a in
+            items.filter { b in abs(b.px - a.px) < 90 && abs(b.py - a.py) < 40 }.count
+        }
+        let orders = [
+            indices,
+            indices.filter { !items[$0].preferAbove } + indices.filter { items[$0].preferAbove },
+            indices.sorted { (items[$0].px, $0) < (items[$1].px, $1) },
+            indices.sorted { (-crowding[$0], $0) < (-crowding[$1], $1) },
+        ]
+        var best: (placements: [Placement], cost: Double)?
+        for order in orders {
+            var placed: [Int: Placement] = [:]
+            var total = 0.0
+            for i in order {
+                let placement = placeOne(
+                    items[i], placed: order.compactMap { placed[$0] }, markers: markers, dots: dots,
+                    curves: curves, bounds: bounds)
+                placed[i] = placement
+                total += placement.cost
+            }
+            if best == nil || total < best!.cost - 1e-9 {
+                best = (indices.map { placed[$0]! }, total)
+            }
+        }
+        return best!.placements
+    }
+
+    /// The cheapest box for one label. Costs, roughly in order of how much they hurt a reader: leaving the plot,
+    /// covering another label, a curve marker or a leader line, crossing a curve, covering a grid point, moving away
+    /// from the point (a ring further out), then the preferred side.
+    private static func placeOne(
+        _ item: LabelItem, placed: [Placement], markers: [Rect], dots: [Rect], curves: [Segment], bounds: Rect
+    ) -> Placement {
+        // The point's own marker (two, when TO picked the standard cell) is centred on it.
+        let own = markers.map { abs($0.x + $0.width / 2 - item.px) < 0.5 && abs($0.y + $0.height / 2 - item.py) < 0.5 }
+        var best: Placement?
+        for candidate in candidateBoxes(
+            px: item.px, py: item.py, w: item.width, h: item.height, above: item.preferAbove)
+        {
+            let box = candidate.rect
+            var cost = Double(candidate.ring) * 25 + Double(candidate.order) * 0.5
+            if !bounds.contains(box) { cost += 1e6 }
+            let padded = Rect(x: box.x - 3, y: box.y - 2, width: box.width + 6, height: box.height + 4)
+            for other in placed {
+                let overlap = box.overlap(other.rect)
+                if overlap > 0 { cost += 1e4 + overlap * 10 } else if padded.overlap(other.rect) > 0 { cost += 20 }
+                if let l = other.leader, box.intersects(segment: l) { cost += 400 }
+            }
+            for (i, marker) in markers.enumerated() {
+                let overlap = box.overlap(marker)
+                if overlap > 0 { cost += (own[i] ? 3000 : 2000) + overlap * 10 }
+            }
+            for curve in curves where box.intersects(segment: curve) { cost += 150 }
+            for dot in dots where box.overlap(dot) > 0 { cost += 12 }
+
+            var leader: Segment?
+            if candidate.ring == 0 {
+                // Without a leader line a label names the marker nearest to it: keep that marker its own.
+                let (ex, ey) = box.nearestPoint(toX: item.px, y: item.py)
+                let ownDistance = hypot(ex - item.px, ey - item.py)
+                for (i, marker) in markers.enumerated() where !own[i] {
+                    let (mx, my) = (marker.x + marker.width / 2, marker.y + marker.height / 2)
+                    let (nx, ny) = box.nearestPoint(toX: mx, y: my)
+                    if hypot(nx - mx, ny - my) < ownDistance - 1 { cost += 120 }
+                }
+            } else {
+                let (ex, ey) = box.nearestPoint(toX: item.px, y: item.py)
+                let dx = ex - item.px, dy = ey - item.py, length = hypot(dx, dy)
+                if length > 8 {
+                    let l = (item.px + dx / length * 6, item.py + dy / length * 6, ex, ey)
+                    leader = l
+                    for other in placed where other.rect.intersects(segment: l) { cost += 400 }
+                    for (i, marker) in markers.enumerated() where !own[i] && marker.intersects(segment: l) {
+                        cost += 300
+                    }
+                    for other in placed {
+                        if let m = other.leader, segmentsCross(l, m) { cost += 200 }
+                    }
+                    for curve in curves where segmentsCross(l, curve) { cost += 15 }
+                }
+            }
+            if best == nil || cost < best!.cost { best = Placement(rect: box, leader: leader, cost: cost) }
+        }
+        return best!
+    }
+
+    /// Boxes around a point: eight places (above or below as preferred first, then the sides and diagonals) on
+    /// rings further and further out.
+    static func candidateBoxes(
         px: Double, py: Double, w: Double, h: Double, above: Bool
-    ) -> [(rect: Rect, far: Bool)] {
-        var boxes: [(Rect, Bool)] = []
-        for (gap, far) in [(7.0, false), (22.0, true), (38.0, true)] {
+    ) -> [(rect: Rect, ring: Int, order: Int)] {
+        var boxes: [(Rect, Int, Int)] = []
+        for (ring, gap) in [7.0, 20.0, 34.0, 50.0].enumerated() {
+            // Diagonals clear of the point's own marker (12 pixels square) even on the nearest ring.
+            let d = max(gap * 0.75, 7)
             let up = Rect(x: px - w / 2, y: py - gap - h, width: w, height: h)
             let down = Rect(x: px - w / 2, y: py + gap, width: w, height: h)
             let right = Rect(x: px + gap + 2, y: py - h / 2, width: w, height: h)
             let left = Rect(x: px - gap - 2 - w, y: py - h / 2, width: w, height: h)
-            let upRight = Rect(x: px + gap * 0.7, y: py - gap * 0.7 - h, width: w, height: h)
-            let downRight = Rect(x: px + gap * 0.7, y: py + gap * 0.7, width: w, height: h)
-            let upLeft = Rect(x: px - gap * 0.7 - w, y: py - gap * 0.7 - h, width: w, height: h)
-            let downLeft = Rect(x: px - gap * 0.7 - w, y: py + gap * 0.7, width: w, height: h)
+            let upRight = Rect(x: px + d, y: py - d - h, width: w, height: h)
+            let downRight = Rect(x: px + d, y: py + d, width: w, height: h)
+            let upLeft = Rect(x: px - d - w, y: py - d - h, width: w, height: h)
+            let downLeft = Rect(x: px - d - w, y: py + d, width: w, height: h)
             let ordered = above
                 ? [up, upLeft, upRight, left, right, down, downLeft, downRight]
                 : [down, downRight, downLeft, right, left, up, upRight, upLeft]
-            boxes += ordered.map { ($0, far) }
+            boxes += ordered.enumerated().map { ($1, ring, $0) }
         }
         return boxes
+    }
+
+    /// Whether two segments cross (touching ends count).
+    static func segmentsCross(_ a: Segment, _ b: Segment) -> Bool {
+        func side(_ s: Segment, _ px: Double, _ py: Double) -> Double {
+            (s.2 - s.0) * (py - s.1) - (s.3 - s.1) * (px - s.0)
+        }
+        let d1 = side(a, b.0, b.1), d2 = side(a, b.2, b.3), d3 = side(b, a.0, a.1), d4 = side(b, a.2, a.3)
+        return d1 * d2 <= 0 && d3 * d4 <= 0 && !(d1 == 0 && d2 == 0)
     }
 
     /// A five-pointed star centred on the origin.
@@ -346,20 +523,60 @@ extension SweepPlot {
             return linear(low: lo - pad, high: hi + pad, clampLow: 0, clampHigh: .infinity)
         }
 
-        /// Accuracy in percent: the data's range padded by at least one point, more on top where the best points'
-        /// labels go, within 0…100.
+        /// The least height of the accuracy axis, in points.
+        static let minimumAccuracySpan = 4.0
+
+        /// Accuracy in percent over `values` (the two curves' points): their range with a margin, more on top
+        /// where the best points' labels go, at least `minimumAccuracySpan` tall, widened to round ticks and kept
+        /// within 0…100 — unless a point sits at 0 or 100, when the range reaches just past it so its marker stays
+        /// inside the frame.
         static func accuracy(_ values: [Double]) -> Axis {
             guard let lo = values.min(), let hi = values.max() else {
                 return linear(low: 0, high: 100, clampLow: 0, clampHigh: 100)
             }
             let span = hi - lo
-            return linear(
-                low: lo - max(span * 0.1, 1), high: hi + max(span * 0.15, 1.5), clampLow: 0, clampHigh: 100)
+            var a = max(lo - max(span * 0.08, 0.5), 0), b = min(hi + max(span * 0.12, 0.75), 100)
+            // At least `minimumAccuracySpan` points tall, so near-equal accuracies are not magnified into noise.
+            if b - a < minimumAccuracySpan {
+                let extra = minimumAccuracySpan - (b - a)
+                (a, b) = (a - extra / 2, b + extra / 2)
+                if b > 100 { (a, b) = (a - (b - 100), 100) }
+                if a < 0 { (a, b) = (0, b - a) }
+            }
+            let step = niceStep((b - a) / 5)
+            var low = max((a / step + 1e-9).rounded(.down) * step, 0)
+            var high = min((b / step - 1e-9).rounded(.up) * step, 100)
+            // Room for a marker at either end (4% of the height, about 13 pixels).
+            let room = (high - low) * 0.04
+            if hi > high - room { high = hi + room }
+            if lo < low + room { low = lo - room }
+            var axis = linear(low: low, high: high, clampLow: -.infinity, clampHigh: .infinity, step: step)
+            axis.ticks = axis.ticks.filter { $0.value >= -1e-9 && $0.value <= 100 + 1e-9 }
+            return axis
         }
 
-        static func linear(low: Double, high: Double, clampLow: Double, clampHigh: Double) -> Axis {
+        enum Clipping { case inside, below, above }
+
+        /// Where `value` falls against the axis's domain (a hair of tolerance for rounding).
+        func clipping(_ value: Double) -> Clipping {
+            let tolerance = (high - low) * 1e-9
+            return value < low - tolerance ? .below : value > high + tolerance ? .above : .inside
+        }
+
+        /// `value` written as the ticks write theirs when it is a tick, else with one more decimal.
+        func valueLabel(_ value: Double) -> String {
+            if let tick = ticks.first(where: { abs($0.value - value) < 1e-9 * max(1, abs(value)) }) {
+                return tick.label
+            }
+            let decimals = (ticks.map { $0.label.split(separator: ".").dropFirst().first?.count ?? 0 }.max() ?? 0) + 1
+            return String(format: "%.\(decimals)f", value)
+        }
+
+        static func linear(
+            low: Double, high: Double, clampLow: Double, clampHigh: Double, step: Double? = nil
+        ) -> Axis {
             let low = max(low, clampLow), high = min(high, clampHigh)
-            let step = niceStep((high - low) / 5)
+            let step = step ?? niceStep((high - low) / 5)
             let decimals = max(0, -Int(log10(step).rounded(.down)) + (isHalfStep(step) ? 1 : 0))
             var ticks: [(Double, String)] = []
             var k = (low / step).rounded(.up)
@@ -426,15 +643,21 @@ extension SweepPlot {
             return w > 0 && h > 0 ? w * h : 0
         }
 
-        /// Whether the segment crosses the box (sampled finely enough for labels a few pixels tall).
+        /// Whether the segment meets the box (Liang–Barsky clipping).
         func intersects(segment s: (Double, Double, Double, Double)) -> Bool {
-            let length = hypot(s.2 - s.0, s.3 - s.1)
-            let steps = max(2, Int(length / 2))
-            return (0...steps).contains { i in
-                let t = Double(i) / Double(steps)
-                let px = s.0 + (s.2 - s.0) * t, py = s.1 + (s.3 - s.1) * t
-                return px >= x && px <= x + width && py >= y && py <= y + height
+            let dx = s.2 - s.0, dy = s.3 - s.1
+            var t0 = 0.0, t1 = 1.0
+            for (p, q) in [(-dx, s.0 - x), (dx, x + width - s.0), (-dy, s.1 - y), (dy, y + height - s.1)] {
+                if p == 0 {
+                    if q < 0 { return false }
+                } else if p < 0 {
+                    t0 = max(t0, q / p)
+                } else {
+                    t1 = min(t1, q / p)
+                }
+                if t0 > t1 { return false }
             }
+            return true
         }
 
         func nearestPoint(toX px: Double, y py: Double) -> (Double, Double) {

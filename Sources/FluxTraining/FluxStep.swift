@@ -82,6 +82,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case labelOutOfRange(label: Int, classes: Int)
     case nonFiniteStreak(steps: Int, limit: Int)
     case datasetTooSmall(samples: Int, globalBatch: Int)
+    case exactReductionUnsupported(reducer: String)
 
     public var description: String {
         switch self {
@@ -92,6 +93,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
             "\(steps) steps in a row had a non-finite loss or gradient (limit \(limit)); lower the learning rate or check the data"
         case let .datasetTooSmall(samples, batch):
             "the dataset has \(samples) samples, fewer than one global batch of \(batch); lower the batch size or add data"
+        case let .exactReductionUnsupported(reducer):
+            "reduction: exact needs a reducer with an exact max and integer sum; \(reducer) has none (use reduction: fast)"
         }
     }
 }

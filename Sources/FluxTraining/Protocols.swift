@@ -51,11 +51,22 @@ public enum ReductionError: Error, Equatable, CustomStringConvertible {
 }
 
 /// The one-process reducer: the sums are this rank's own values.
-public final class LocalReducer: GradientReducer {
+public final class LocalReducer: ExactGradientReducer {
     public let worldSize = 1
     public let rank = 0
     public init() {}
     public func allReduce(gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals) throws(ReductionError) {}
+    public func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(ReductionError) {}
+    public func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError) {}
+}
+
+/// A reducer that can also do what `.exact` reduction needs: an element-wise max (of block exponents; exact and
+/// order-free) and an exact integer sum (of fixed-point gradients) across ranks. Same contract as `allReduce`.
+public protocol ExactGradientReducer: GradientReducer {
+    /// Replaces `values` on every rank by the element-wise maximum over the ranks.
+    func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(ReductionError)
+    /// Replaces `values` on every rank by the element-wise (wrapping) integer sum over the ranks.
+    func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError)
 }
 
 /// One training sample: a normalized clip [3, T, R, R] and its label.

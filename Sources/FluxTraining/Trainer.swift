@@ -16,8 +16,30 @@ public struct TrainingConfig: Sendable {
     public var checkpointDirectory: URL?
     /// The job fails after this many non-finite steps in a row.
     public var maxNonFiniteStreak: Int = 5
+    /// How gradients are summed across samples and ranks.
+    public var reduction: GradientReduction = .fast
+    /// `.exact` only: the global batch is cut into this many slots (0: `defaultSlots(globalBatch:)`).
+    public var slots: Int = 0
 
     public init() {}
+
+    /// The slots of an exact reduction: at most 16, one sample each for a batch of 16 or fewer. More slots allow
+    /// more workers (a worker with no slot idles); fewer make each slot a larger forward batch.
+    public static func defaultSlots(globalBatch: Int) -> Int { max(1, min(globalBatch, 16)) }
+
+    /// The slot count this run uses.
+    public var slotCount: Int { slots > 0 ? min(slots, globalBatch) : Self.defaultSlots(globalBatch: globalBatch) }
+}
+
+/// How a step's gradients are summed (issue 12).
+public enum GradientReduction: String, Sendable, CaseIterable {
+    /// Each rank sums its samples in one batch and the ring sums fp32: fastest; the result depends on the world size
+    /// in the last bits (float addition is not associative).
+    case fast
+    /// The global batch is cut into fixed slots of sample indices; each slot's gradient is computed on its own
+    /// (the same wherever it runs) and summed exactly in fixed point (`FixedPointGradients`): the parameters after
+    /// every step are the same bits on any number of workers.
+    case exact
 }
 
 /// A rank's in-memory commit: everything a step depends on, so rolling back to it and training on
@@ -152,6 +174,7 @@ public final class Trainer {
 
     /// Runs one step.
     public func step() throws -> StepReport {
+        if config.reduction == .exact { return try exactStep() }
         let start = DispatchTime.now().uptimeNanoseconds
         let plan = planner.plan(seed: config.seed, epoch: state.epoch, step: state.stepInEpoch)
         let batch = try source.batch(epoch: state.epoch, step: state.stepInEpoch, rank: reducer.rank,
@@ -169,7 +192,71 @@ public final class Trainer {
             totals = StepTotals(samples: Double(batch.samples.count), lossSums: loss.terms, nonFinite: loss.nonFiniteBudget != nil)
         }
         try reducer.allReduce(gradients: params.gradients, count: params.count, totals: &totals)
+        return try finish(plan: plan, totals: totals, skipped: batch.skipped.count, nonFiniteBudget: nonFiniteBudget,
+                          start: start)
+    }
 
+    /// The slots rank `rank` of `worldSize` computes: a near-equal contiguous part of `0..<slots`.
+    public static func slots(rank: Int, worldSize: Int, slots: Int) -> Range<Int> {
+        (slots * rank / worldSize)..<(slots * (rank + 1) / worldSize)
+    }
+
+    /// One step with `.exact` reduction: each of this rank's slots is forwarded and back-propagated on its own (so
+    /// its gradient is the same on any rank), the block exponents are max-reduced across ranks, every slot is added
+    /// onto that grid as integers, the integers are summed across ranks and converted back once.
+    private func exactStep() throws -> StepReport {
+        guard let exact = reducer as? ExactGradientReducer else {
+            throw TrainingError.exactReductionUnsupported(reducer: "\(type(of: reducer))")
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let plan = planner.plan(seed: config.seed, epoch: state.epoch, step: state.stepInEpoch)
+        let params = model.parameters
+        let count = params.count
+        let slotCount = config.slotCount
+        var totals = StepTotals(samples: 0, lossSums: [0, 0, 0, 0, 0], nonFinite: false)
+        var nonFiniteBudget: Int?
+        var skipped = 0
+        var exponents = [Float](repeating: FixedPointGradients.zeroExponent,
+                                count: FixedPointGradients.blockCount(count))
+        var slotGradients: [[Float]] = []
+        for slot in Self.slots(rank: reducer.rank, worldSize: reducer.worldSize, slots: slotCount) {
+            let batch = try source.batch(epoch: state.epoch, step: state.stepInEpoch, rank: slot, worldSize: slotCount,
+                                         globalBatch: config.globalBatch, plan: plan)
+            skipped += batch.skipped.count
+            guard !batch.samples.isEmpty else { continue }
+            params.gradients.update(repeating: 0, count: count)
+            let loss = try FluxStep.accumulateGradients(
+                model: model, video: Tensor.stacked(batch.samples.map(\.clip)), labels: batch.samples.map(\.label),
+                budgets: model.config.budgets, labelSmoothing: config.labelSmoothing)
+            nonFiniteBudget = nonFiniteBudget ?? loss.nonFiniteBudget
+            totals.samples += Double(batch.samples.count)
+            for (i, term) in loss.terms.enumerated() { totals.lossSums[i] += term }
+            if loss.nonFiniteBudget != nil { totals.nonFinite = 1 }
+            FixedPointGradients.mergeExponents(of: params.gradients, count: count, into: &exponents)
+            slotGradients.append(Array(UnsafeBufferPointer(start: params.gradients, count: count)))
+        }
+        // The totals (sample count exact, loss sums for the log, the non-finite flag) ride on the fp32 path.
+        try reducer.allReduce(gradients: params.gradients, count: 0, totals: &totals)
+        try exponents.withUnsafeMutableBufferPointer { try exact.allReduceMax($0) }
+        let finite = totals.nonFinite == 0 && !exponents.withUnsafeBufferPointer(FixedPointGradients.hasNonFinite)
+        if finite && totals.samples > 0 {
+            var sums = [Int64](repeating: 0, count: count)
+            for gradient in slotGradients {
+                FixedPointGradients.accumulate(gradient, count: count, exponents: exponents, into: &sums)
+            }
+            try sums.withUnsafeMutableBufferPointer { try exact.allReduceSum($0) }
+            FixedPointGradients.convert(sums, count: count, exponents: exponents, into: params.gradients)
+        } else {
+            totals.nonFinite = max(totals.nonFinite, 1)
+        }
+        return try finish(plan: plan, totals: totals, skipped: skipped, nonFiniteBudget: nonFiniteBudget, start: start)
+    }
+
+    /// Applies a reduced step (or skips it), advances the cursor, and reports.
+    private func finish(
+        plan: SamplingPlan, totals: StepTotals, skipped: Int, nonFiniteBudget: Int?, start: UInt64
+    ) throws -> StepReport {
+        let params = model.parameters
         let lr = schedule.value(at: state.step)
         var norm = 0.0
         let skip = totals.nonFinite > 0 || totals.samples == 0
@@ -183,11 +270,11 @@ public final class Trainer {
             model.parametersChanged()
             state.nonFiniteStreak = 0
         }
-        state.skippedSamples += batch.skipped.count
+        state.skippedSamples += skipped
         let report = StepReport(
             step: state.step, epoch: state.epoch, plan: plan,
             losses: totals.lossSums.map { $0 / max(totals.samples, 1) }, samples: Int(totals.samples),
-            skippedSamples: batch.skipped.count, learningRate: lr, gradientNorm: norm, skippedNonFinite: skip,
+            skippedSamples: skipped, learningRate: lr, gradientNorm: norm, skippedNonFinite: skip,
             nonFiniteBudget: nonFiniteBudget, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         advance()
         if skip, state.nonFiniteStreak >= config.maxNonFiniteStreak {

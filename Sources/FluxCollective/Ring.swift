@@ -26,7 +26,8 @@ public struct Ring: Sendable, Equatable {
     /// `CollectiveError.peerTimeout`.
     public var timeout: Duration
     /// The largest payload of one ring frame, in bytes (a multiple of 4): chunks are split into sub-chunks of at
-    /// most this size, so sending, receiving and adding overlap.
+    /// most this size, so sending, receiving and adding overlap. (An int64 frame carries at least one element, 8
+    /// bytes, even when this is 4.)
     public var subChunkBytes: Int
 
     /// The largest ring `RingCommunicator` supports.
@@ -112,6 +113,10 @@ public enum ReduceOperation: Sendable, Equatable {
     /// The element-wise sum divided by the ring size (computed once, by the rank that owns each chunk, so every
     /// rank holds bit-identical results).
     case average
+    /// The element-wise maximum (IEEE 754-2019 `maximum`): NaN when any rank holds NaN at that element (the
+    /// canonical quiet NaN), and +0 above −0, so the result does not depend on the order of the ranks. For example,
+    /// the ranks agree with it on a shared exponent per block before the exact int64 all-reduce.
+    case max
 }
 
 /// What a `RingCommunicator` dropped instead of using, by reason.

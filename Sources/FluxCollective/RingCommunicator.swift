@@ -2,8 +2,9 @@ import Foundation
 import FluxProtocol
 import FluxWire
 
-/// The sockets of one rank in one ring generation, and the collectives over them: all-reduce (sum or average),
-/// broadcast and barrier on flat fp32 buffers (docs/architecture.md, "FluxCollective").
+/// The sockets of one rank in one ring generation, and the collectives over them: all-reduce (sum, average or
+/// maximum) on flat fp32 buffers, the exact all-reduce (wrapping sum) on flat int64 buffers, broadcast and barrier
+/// (docs/architecture.md, "FluxCollective").
 ///
 /// Contract:
 /// - Synchronous: every operation blocks the calling thread until this rank's part is done, and it belongs to one
@@ -181,8 +182,12 @@ public final class RingCommunicator {
 
     /// What to do with a received frame.
     enum Apply {
-        /// Add into place (reduce-scatter), times `scale` when given.
+        /// Add fp32 into place (reduce-scatter), times `scale` when given.
         case add(scale: Float?)
+        /// Keep the fp32 element-wise maximum (reduce-scatter of `ReduceOperation.max`).
+        case maximum
+        /// Add int64 into place, wrapping (reduce-scatter of the exact all-reduce).
+        case addInt64
         /// Copy into place (all-gather, broadcast).
         case copy
         /// Nothing (barrier).
@@ -311,15 +316,15 @@ public final class RingCommunicator {
         _ operation: RingFrameHeader.Operation, _ transfer: Transfer, _ segments: Segments, on push: Socket
     ) throws -> Bool {
         let header = RingFrameHeader(
-            operation: operation, jobTag: jobTag, generation: ring.generation, sequence: sequence,
-            step: transfer.step, chunk: transfer.chunk, senderRank: UInt32(ring.rank),
+            operation: operation, elementKind: segments.kind, jobTag: jobTag, generation: ring.generation,
+            sequence: sequence, step: transfer.step, chunk: transfer.chunk, senderRank: UInt32(ring.rank),
             elementOffset: UInt64(transfer.range.lowerBound), elementCount: UInt64(transfer.range.count))
         return try withUnsafeTemporaryAllocation(byteCount: RingFrameHeader.byteCount, alignment: 8) { bytes in
             header.encode(into: bytes)
             if operation == .barrier { return try push.trySend(header: UnsafeRawBufferPointer(bytes)) }
             let payload = UnsafeRawBufferPointer(
                 start: transfer.range.isEmpty ? nil : segments.pointer(at: transfer.range.lowerBound),
-                count: 4 * transfer.range.count)
+                count: segments.kind.byteWidth * transfer.range.count)
             return try push.trySend(header: UnsafeRawBufferPointer(bytes), borrowing: payload, tracker: tracker)
         }
     }
@@ -344,25 +349,35 @@ public final class RingCommunicator {
             return false
         }
         let transfer = expected.transfer
-        let wanted = "\(expected.operation) #\(sequence) step \(transfer.step) chunk \(transfer.chunk) elements "
-            + "\(transfer.range)"
-        guard header.sequence == sequence, header.operation == expected.operation, header.step == transfer.step,
+        let wanted = "\(expected.operation) #\(sequence) of \(segments.kind) step \(transfer.step) chunk "
+            + "\(transfer.chunk) elements \(transfer.range)"
+        // A frame of the other element kind is refused like one of another length: adding int64 bits as fp32 (or
+        // the reverse) would corrupt the result without any other sign.
+        guard header.sequence == sequence, header.operation == expected.operation,
+              header.elementKind == segments.kind, header.step == transfer.step,
               header.chunk == transfer.chunk, header.senderRank == UInt32(ring.left),
               header.elementOffset == UInt64(transfer.range.lowerBound),
               header.elementCount == UInt64(transfer.range.count)
         else {
             let offset = Int(clamping: header.elementOffset), count = Int(clamping: header.elementCount)
-            let found = "\(header.operation) #\(header.sequence) step \(header.step) chunk \(header.chunk) elements "
-                + "\(offset)..<\(offset &+ count) from rank \(header.senderRank)"
+            let found = "\(header.operation) #\(header.sequence) of \(header.elementKind) step \(header.step) chunk "
+                + "\(header.chunk) elements \(offset)..<\(offset &+ count) from rank \(header.senderRank)"
             throw .protocolMismatch(rank: ring.left, operation: plan.name, expected: wanted, found: found)
         }
         guard !transfer.range.isEmpty, let source = payload.baseAddress else { return true }
         let target = segments.pointer(at: transfer.range.lowerBound)
         switch expected.apply {
         case let .add(scale):
-            RingKernels.add(into: target, from: source, count: transfer.range.count, scale: scale)
+            RingKernels.add(into: target.assumingMemoryBound(to: Float.self), from: source,
+                            count: transfer.range.count, scale: scale)
+        case .maximum:
+            RingKernels.maximum(into: target.assumingMemoryBound(to: Float.self), from: source,
+                                count: transfer.range.count)
+        case .addInt64:
+            RingKernels.add(into: target.assumingMemoryBound(to: Int64.self), from: source,
+                            count: transfer.range.count)
         case .copy:
-            UnsafeMutableRawPointer(target).copyMemory(from: source, byteCount: payload.count)
+            target.copyMemory(from: source, byteCount: payload.count)
         case .none:
             break
         }

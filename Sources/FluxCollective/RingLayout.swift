@@ -1,3 +1,5 @@
+import FluxProtocol
+
 /// How a flat buffer of `total` elements is cut for a ring of `ranks`: n near-equal contiguous chunks (chunk c is
 /// elements ⌊total·c/n⌋ ..< ⌊total·(c+1)/n⌋, so sizes differ by at most one and may be zero), each cut into
 /// sub-chunks of at most `maximumElements`, with an extra cut at `boundary` (where the caller's main buffer ends
@@ -34,18 +36,44 @@ struct RingLayout: Equatable {
     }
 }
 
-/// A caller's buffer plus an optional trailer, seen as one logical fp32 buffer (main elements first).
+/// A caller's buffer plus an optional trailer, seen as one logical buffer of `kind` elements (main elements first).
+/// The kind travels in every frame, and a receiver refuses frames of the other kind.
 struct Segments {
-    let main: UnsafeMutablePointer<Float>?
+    let kind: RingFrameHeader.ElementKind
+    let main: UnsafeMutableRawPointer?
     let mainCount: Int
-    let trailer: UnsafeMutablePointer<Float>?
+    let trailer: UnsafeMutableRawPointer?
     let trailerCount: Int
+
+    /// An fp32 buffer followed by an fp32 trailer (either may be empty).
+    init(_ main: UnsafeMutableBufferPointer<Float>, trailer: UnsafeMutableBufferPointer<Float>) {
+        kind = .float32
+        self.main = main.baseAddress.map(UnsafeMutableRawPointer.init)
+        mainCount = main.count
+        self.trailer = trailer.baseAddress.map(UnsafeMutableRawPointer.init)
+        trailerCount = trailer.count
+    }
+
+    /// An int64 buffer, without trailer.
+    init(_ main: UnsafeMutableBufferPointer<Int64>) {
+        kind = .int64
+        self.main = main.baseAddress.map(UnsafeMutableRawPointer.init)
+        mainCount = main.count
+        trailer = nil
+        trailerCount = 0
+    }
+
+    /// No elements (a barrier).
+    static var empty: Segments {
+        Segments(UnsafeMutableBufferPointer(start: nil, count: 0),
+                 trailer: UnsafeMutableBufferPointer(start: nil, count: 0))
+    }
 
     var total: Int { mainCount + trailerCount }
 
     /// The address of logical element `offset` (a sub-chunk never spans the boundary, so its elements follow).
-    func pointer(at offset: Int) -> UnsafeMutablePointer<Float> {
-        offset < mainCount ? main! + offset : trailer! + (offset - mainCount)
+    func pointer(at offset: Int) -> UnsafeMutableRawPointer {
+        offset < mainCount ? main! + kind.byteWidth * offset : trailer! + kind.byteWidth * (offset - mainCount)
     }
 }
 
@@ -79,6 +107,43 @@ enum RingKernels {
                 target[i] += source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
                 i += 1
             }
+        }
+    }
+
+    /// `target[i] = maximum(target[i], source[i])` for `count` elements; `source` may be unaligned.
+    ///
+    /// IEEE 754-2019 `maximum`, made exactly commutative and associative so the result does not depend on the
+    /// order in which ranks combine: NaN if either is NaN (always the canonical quiet NaN, whatever the inputs'
+    /// payloads), and +0 is larger than −0. (Swift's `Float.maximum` is `maxNum`: it drops a NaN, which would hide
+    /// a rank's non-finite value.)
+    static func maximum(into target: UnsafeMutablePointer<Float>, from source: UnsafeRawPointer, count: Int) {
+        // Explicit SIMD: the NaN tests make the scalar loop branch, and then the compiler does not vectorize it.
+        let t = UnsafeMutableRawPointer(target)
+        var i = 0
+        while i + 16 <= count {
+            let a = t.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            let b = source.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            var m = a.replacing(with: b, where: b .> a)
+            // −0 == +0, so the comparison alone keeps whichever came first; their sum is +0 unless both are −0.
+            m.replace(with: a + b, where: (a .== 0) .& (b .== 0))
+            m.replace(with: .nan, where: (a .!= a) .| (b .!= b))
+            t.storeBytes(of: m, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count {
+            let a = target[i], b = source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+            target[i] = a.isNaN || b.isNaN ? .nan : a == 0 && b == 0 ? a + b : b > a ? b : a
+            i += 1
+        }
+    }
+
+    /// `target[i] &+= source[i]` for `count` elements; `source` may be unaligned.
+    ///
+    /// Wrapping two's-complement addition is associative and commutative, so the ring's sum is exact and the same
+    /// in any order (and when the true sum fits in 64 bits, as the caller's fixed-point grid ensures, it is that sum).
+    static func add(into target: UnsafeMutablePointer<Int64>, from source: UnsafeRawPointer, count: Int) {
+        for i in 0..<count {
+            target[i] &+= source.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)
         }
     }
 

@@ -36,7 +36,7 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case ringUnknownOperation(UInt8)
     /// A ring data frame header field holding a value it may not (reserved bytes, counts that overflow, …).
     case ringInvalidField(field: String, reason: String)
-    /// A ring payload whose byte count differs from the header's element count × 4.
+    /// A ring payload whose byte count differs from the header's element count × element width (4 or 8).
     case ringPayloadMismatch(expectedBytes: Int, found: Int)
 
     /// The `error` code a daemon sends back for this error (it answers only `unknownType`; the rest are dropped).
@@ -99,8 +99,8 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .ringInvalidField(field, reason):
             "ring data frame: field '\(field)': \(reason). The sender is out of step or not a Flux worker."
         case let .ringPayloadMismatch(expectedBytes, found):
-            "ring payload of \(found) bytes, the header announces \(expectedBytes) (element count × 4). "
-                + "The frame was truncated or paired with the wrong header."
+            "ring payload of \(found) bytes, the header announces \(expectedBytes) (element count × element "
+                + "width). The frame was truncated or paired with the wrong header."
         }
     }
 }

@@ -3,12 +3,13 @@ import Foundation
 /// The fixed 64-byte little-endian header in front of every ring data payload (docs/protocol.md, "Ring data
 /// frames").
 ///
-/// Ring traffic goes worker → worker on the data endpoints and carries raw fp32 chunks, so it has no JSON: the
-/// header names the operation (job, generation, operation sequence), where it is in the ring (step, chunk, sender
-/// rank) and which elements of the flat buffer the payload holds. A sender writes the header into a small buffer
-/// (`encode(into:)`, or `encoded`) and sends the payload zero-copy as a second frame; a receiver validates the
-/// header with `init(decoding:)` and the payload with `validatePayload(byteCount:)`, or both at once with
-/// `decode(header:payload:)`. A payload may also follow the header in the same frame (`decode(frame:)`).
+/// Ring traffic goes worker → worker on the data endpoints and carries raw little-endian chunks (fp32, or int64 for
+/// exact reductions), so it has no JSON: the header names the operation (job, generation, operation sequence), the
+/// element kind, where it is in the ring (step, chunk, sender rank) and which elements of the flat buffer the payload
+/// holds. A sender writes the header into a small buffer (`encode(into:)`, or `encoded`) and sends the payload
+/// zero-copy as a second frame; a receiver validates the header with `init(decoding:)` and the payload with
+/// `validatePayload(byteCount:)`, or both at once with `decode(header:payload:)`. A payload may also follow the header
+/// in the same frame (`decode(frame:)`).
 ///
 /// Decoding reads bytes at fixed offsets; it never allocates and never goes through Foundation's JSON.
 public struct RingFrameHeader: Hashable, Sendable {
@@ -24,6 +25,23 @@ public struct RingFrameHeader: Hashable, Sendable {
         case barrier = 4
     }
 
+    /// What the payload's elements are (byte 6, formerly reserved: fp32 is 0, so every version-1 frame written
+    /// before int64 existed is still a valid fp32 frame).
+    public enum ElementKind: UInt8, Sendable, CaseIterable {
+        /// Little-endian IEEE 754 binary32.
+        case float32 = 0
+        /// Little-endian two's-complement 64-bit integers (exact all-reduce of fixed-point gradients).
+        case int64 = 1
+
+        /// Bytes per element.
+        public var byteWidth: Int {
+            switch self {
+            case .float32: 4
+            case .int64: 8
+            }
+        }
+    }
+
     /// The header's size in bytes.
     public static let byteCount = 64
     /// The first four bytes, `FXRG`, read as a little-endian UInt32.
@@ -33,6 +51,8 @@ public struct RingFrameHeader: Hashable, Sendable {
 
     /// The operation.
     public var operation: Operation
+    /// What the payload's elements are; element offset and count are in elements of this kind.
+    public var elementKind: ElementKind
     /// The job's tag: `jobTag(for:)` of its id.
     public var jobTag: UInt64
     /// The ring generation (`ring_formed`'s `generation`).
@@ -45,17 +65,18 @@ public struct RingFrameHeader: Hashable, Sendable {
     public var chunk: UInt32
     /// The sender's rank.
     public var senderRank: UInt32
-    /// The payload's first element in the flat fp32 buffer.
+    /// The payload's first element in the flat buffer.
     public var elementOffset: UInt64
-    /// The payload's number of fp32 elements (payload bytes = 4 × this).
+    /// The payload's number of elements (payload bytes = `elementKind.byteWidth` × this).
     public var elementCount: UInt64
 
     /// A header.
     public init(
-        operation: Operation, jobTag: UInt64, generation: UInt64, sequence: UInt64, step: UInt32, chunk: UInt32,
-        senderRank: UInt32, elementOffset: UInt64, elementCount: UInt64
+        operation: Operation, elementKind: ElementKind = .float32, jobTag: UInt64, generation: UInt64,
+        sequence: UInt64, step: UInt32, chunk: UInt32, senderRank: UInt32, elementOffset: UInt64, elementCount: UInt64
     ) {
         self.operation = operation
+        self.elementKind = elementKind
         self.jobTag = jobTag
         self.generation = generation
         self.sequence = sequence
@@ -66,8 +87,8 @@ public struct RingFrameHeader: Hashable, Sendable {
         self.elementCount = elementCount
     }
 
-    /// The payload's size in bytes (4 × `elementCount`).
-    public var payloadByteCount: Int { Int(elementCount) * 4 }
+    /// The payload's size in bytes (`elementKind.byteWidth` × `elementCount`).
+    public var payloadByteCount: Int { Int(elementCount) * elementKind.byteWidth }
 
     /// The 64-bit tag of a job id in ring headers: FNV-1a 64 of its UTF-8 bytes.
     ///
@@ -89,7 +110,8 @@ public struct RingFrameHeader: Hashable, Sendable {
         buffer.storeBytes(of: Self.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
         buffer.storeBytes(of: Self.version, toByteOffset: 4, as: UInt8.self)
         buffer.storeBytes(of: operation.rawValue, toByteOffset: 5, as: UInt8.self)
-        buffer.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
+        buffer.storeBytes(of: elementKind.rawValue, toByteOffset: 6, as: UInt8.self)
+        buffer.storeBytes(of: UInt8(0), toByteOffset: 7, as: UInt8.self)
         buffer.storeBytes(of: jobTag.littleEndian, toByteOffset: 8, as: UInt64.self)
         buffer.storeBytes(of: generation.littleEndian, toByteOffset: 16, as: UInt64.self)
         buffer.storeBytes(of: sequence.littleEndian, toByteOffset: 24, as: UInt64.self)
@@ -108,8 +130,8 @@ public struct RingFrameHeader: Hashable, Sendable {
         return data
     }
 
-    /// Reads and validates the header at the start of `bytes` (magic, version, operation, reserved bytes, and
-    /// counts that fit); bytes after the first 64 are not looked at.
+    /// Reads and validates the header at the start of `bytes` (magic, version, operation, element kind, reserved
+    /// bytes, and counts that fit); bytes after the first 64 are not looked at.
     public init(decoding bytes: UnsafeRawBufferPointer) throws(ProtocolError) {
         guard bytes.count >= Self.byteCount else { throw .ringFrameTooShort(bytes: bytes.count) }
         func u64(_ offset: Int) -> UInt64 {
@@ -123,14 +145,16 @@ public struct RingFrameHeader: Hashable, Sendable {
         let version = bytes[4]
         guard version == Self.version else { throw .ringUnsupportedVersion(found: version, supported: Self.version) }
         guard let operation = Operation(rawValue: bytes[5]) else { throw .ringUnknownOperation(bytes[5]) }
-        guard bytes[6] == 0, bytes[7] == 0 else {
-            throw .ringInvalidField(field: "reserved (bytes 6–7)", reason: "not zero")
+        guard let elementKind = ElementKind(rawValue: bytes[6]) else {
+            throw .ringInvalidField(field: "element kind (byte 6)",
+                                    reason: "\(bytes[6]) is unknown (known: 0 fp32, 1 int64)")
         }
+        guard bytes[7] == 0 else { throw .ringInvalidField(field: "reserved (byte 7)", reason: "not zero") }
         guard u32(44) == 0 else { throw .ringInvalidField(field: "reserved (bytes 44–47)", reason: "not zero") }
         let offset = u64(48)
         let count = u64(56)
-        // 4 × count must be an Int byte count, and offset + count must not wrap.
-        guard count <= UInt64(Int.max / 4) else {
+        // width × count must be an Int byte count, and offset + count must not wrap.
+        guard count <= UInt64(Int.max / elementKind.byteWidth) else {
             throw .ringInvalidField(field: "element_count", reason: "\(count) elements exceed any buffer")
         }
         guard offset <= UInt64.max - count else {
@@ -140,8 +164,8 @@ public struct RingFrameHeader: Hashable, Sendable {
             throw .ringInvalidField(field: "element_count", reason: "\(count) on a barrier, which carries no payload")
         }
         self.init(
-            operation: operation, jobTag: u64(8), generation: u64(16), sequence: u64(24), step: u32(32),
-            chunk: u32(36), senderRank: u32(40), elementOffset: offset, elementCount: count)
+            operation: operation, elementKind: elementKind, jobTag: u64(8), generation: u64(16), sequence: u64(24),
+            step: u32(32), chunk: u32(36), senderRank: u32(40), elementOffset: offset, elementCount: count)
     }
 
     /// Reads and validates the header at the start of `data`.
@@ -156,7 +180,8 @@ public struct RingFrameHeader: Hashable, Sendable {
         self = try result.get()
     }
 
-    /// Throws `ringPayloadMismatch` unless a payload of `byteCount` bytes is exactly `elementCount` fp32 values.
+    /// Throws `ringPayloadMismatch` unless a payload of `byteCount` bytes is exactly `elementCount` elements of
+    /// `elementKind`.
     public func validatePayload(byteCount: Int) throws(ProtocolError) {
         guard byteCount == payloadByteCount else {
             throw .ringPayloadMismatch(expectedBytes: payloadByteCount, found: byteCount)

@@ -77,3 +77,32 @@ struct RankOutcome: Sendable {
     var error: CollectiveError?
     var counters = RingCounters()
 }
+
+/// Runs `body(rank, communicator)` on every rank of a fresh ring of `size` (each rank on its own thread, with its own
+/// context and communicator, closed afterwards) and returns each rank's result, in rank order.
+func onRing<T: Sendable>(
+    _ size: Int, endpoints: [String]? = nil, subChunkBytes: Int = 64 * 1024, timeout: Duration = .seconds(5),
+    _ body: @escaping @Sendable (Int, RingCommunicator) throws(CollectiveError) -> T
+) -> [Result<T, CollectiveError>] {
+    let endpoints = endpoints ?? loopbackEndpoints(size)
+    return onThreads(size) { rank in
+        do {
+            let context = try ZMQContext()
+            let ring = ringMember(rank, endpoints: endpoints, timeout: timeout, subChunkBytes: subChunkBytes)
+            let communicator = try RingCommunicator(context: context, ring: ring)
+            defer { communicator.close() }
+            return .success(try body(rank, communicator))
+        } catch let error as CollectiveError {
+            return .failure(error)
+        } catch {
+            return .failure(.transport(operation: "test setup", reason: "\(error)"))
+        }
+    }
+}
+
+/// nil when `actual == expected`, else where they first differ: short enough to read in a failure message.
+func firstDifference<T: Equatable>(_ actual: [T], _ expected: [T]) -> String? {
+    guard actual.count == expected.count else { return "\(actual.count) elements, expected \(expected.count)" }
+    guard let i = actual.indices.first(where: { actual[$0] != expected[$0] }) else { return nil }
+    return "element \(i): \(actual[i]), expected \(expected[i])"
+}

@@ -231,7 +231,8 @@ enum RandomMessage {
         let operation = RingFrameHeader.Operation.allCases.randomElement(using: &r)!
         let count = operation == .barrier ? 0 : UInt64.random(in: 0...256, using: &r)
         return RingFrameHeader(
-            operation: operation, jobTag: r.next(), generation: r.next(), sequence: r.next(),
+            operation: operation, elementKind: RingFrameHeader.ElementKind.allCases.randomElement(using: &r)!,
+            jobTag: r.next(), generation: r.next(), sequence: r.next(),
             step: UInt32.random(in: .min ... .max, using: &r), chunk: UInt32.random(in: .min ... .max, using: &r),
             senderRank: UInt32.random(in: .min ... .max, using: &r),
             elementOffset: UInt64.random(in: 0...(UInt64.max - count), using: &r), elementCount: count)

@@ -92,8 +92,14 @@ import Testing
                 try RingFrameHeader(decoding: Self.corrupted(5, [operation]))
             }
         }
-        #expect(throws: ProtocolError.ringInvalidField(field: "reserved (bytes 6–7)", reason: "not zero")) {
+        #expect(throws: ProtocolError.ringInvalidField(field: "reserved (byte 7)", reason: "not zero")) {
             try RingFrameHeader(decoding: Self.corrupted(7, [1]))
+        }
+        for kind: UInt8 in [2, 255] {
+            #expect(throws: ProtocolError.ringInvalidField(
+                field: "element kind (byte 6)", reason: "\(kind) is unknown (known: 0 fp32, 1 int64)")) {
+                try RingFrameHeader(decoding: Self.corrupted(6, [kind]))
+            }
         }
         #expect(throws: ProtocolError.ringInvalidField(field: "reserved (bytes 44–47)", reason: "not zero")) {
             try RingFrameHeader(decoding: Self.corrupted(44, [1]))
@@ -109,6 +115,28 @@ import Testing
             field: "element_count", reason: "4 on a barrier, which carries no payload")) {
             try RingFrameHeader(decoding: Self.corrupted(5, [4]))
         }
+    }
+
+    /// Byte 6, reserved before int64 existed, holds the element kind; fp32 is 0, so older fp32 frames are unchanged.
+    @Test func int64Header_encodesKindInByte6_andPayloadIsEightBytesPerElement() throws {
+        var int64 = Self.sample
+        int64.elementKind = .int64
+        var expected = Self.bytes(Self.sample)
+        expected[6] = 1
+        #expect(Self.bytes(int64) == expected)
+        #expect(Self.sample.elementKind == .float32 && Self.bytes(Self.sample)[6] == 0)
+        #expect(int64.payloadByteCount == 32)
+        #expect(try RingFrameHeader.decode(header: int64.encoded, payload: Data(count: 32)) == int64)
+        #expect(throws: ProtocolError.ringPayloadMismatch(expectedBytes: 32, found: 16)) {
+            try RingFrameHeader.decode(header: int64.encoded, payload: Data(count: 16))
+        }
+        // Counts whose int64 byte size would overflow are refused; the same count of fp32 fits.
+        var huge = Self.sample
+        huge.elementOffset = 0
+        huge.elementCount = UInt64(Int.max / 4)
+        #expect(try RingFrameHeader(decoding: huge.encoded) == huge)
+        huge.elementKind = .int64
+        #expect(throws: ProtocolError.self) { try RingFrameHeader(decoding: huge.encoded) }
     }
 
     @Test func barrier_withoutPayload_roundTrips() throws {

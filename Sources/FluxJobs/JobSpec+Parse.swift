@@ -56,24 +56,27 @@ extension JobSpec {
             $0.scalar.flatMap { RingSecurityMode(rawValue: $0.string) }
         } ?? .curve
         let priority = top.int("priority") ?? 0
+        let reduction = top.value("reduction", required: false, expected: "'exact' or 'fast'") {
+            $0.scalar.flatMap { GradientReduction(rawValue: $0.string) }
+        } ?? .fast
 
         guard log.issues.isEmpty, let name, let modelConfig, let initialWeights, let data, let training, let workers
         else { throw .invalid(source: source, issues: log.issues) }
         return JobSpec(
             name: name, modelConfig: modelConfig, initialWeights: initialWeights, data: data, training: training,
             workers: workers, commitEvery: commitEvery, checkpointEvery: checkpointEvery, ringSecurity: ringSecurity,
-            priority: priority)
+            priority: priority, reduction: reduction)
     }
 
     /// The known keys of each section, in document order.
     enum Keys {
         static let top = ["name", "model", "init", "data", "train", "workers", "commit_every", "checkpoint_every",
-                          "ring_security", "priority"]
+                          "ring_security", "priority", "reduction"]
         static let initialWeights = ["seed", "checkpoint"]
         static let data = ["train", "val", "root", "synthetic"]
         static let train = ["global_batch", "steps", "epochs", "seed", "lr", "final_lr", "warmup", "weight_decay",
                             "layer_decay", "clip_grad", "label_smoothing", "frames", "resolutions", "tokens", "budgets",
-                            "flip", "crop_scale"]
+                            "flip", "crop_scale", "slots"]
         static let workers = ["min", "max"]
     }
 
@@ -211,6 +214,10 @@ extension JobSpec {
         }
         let flip = section.bool("flip") ?? true
         let cropScale = section.number("crop_scale", fraction) ?? 0.08
+        let slots = section.int("slots", .atLeast(1), .atMost(FixedPointGradients.maxSummands))
+        if let slots, let globalBatch, slots > globalBatch {
+            log.add("train.slots", "must be ≤ train.global_batch (\(globalBatch)): a slot holds at least one sample, got \(slots)")
+        }
 
         if let frames, let resolutions, let tokens, let patch {
             do {
@@ -226,7 +233,7 @@ extension JobSpec {
             globalBatch: globalBatch, length: length, seed: seed, learningRate: learningRate,
             finalLearningRate: finalLearningRate, warmup: warmup, weightDecay: weightDecay, layerDecay: layerDecay,
             clipGrad: clipGrad, labelSmoothing: labelSmoothing, frames: frames, resolutions: resolutions,
-            tokens: tokens, flip: flip, cropScale: cropScale)
+            tokens: tokens, flip: flip, cropScale: cropScale, slots: slots)
     }
 
     private static func readWorkers(_ top: Section) -> WorkerRange? {

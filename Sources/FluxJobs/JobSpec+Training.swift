@@ -46,6 +46,8 @@ extension JobSpec {
         config.optimizer.layerDecay = training.layerDecay
         config.optimizer.clipGradNorm = training.clipGrad
         config.checkpointEvery = checkpointEvery
+        config.reduction = reduction
+        config.slots = training.slots ?? 0
         return config
     }
 

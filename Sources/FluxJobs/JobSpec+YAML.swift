@@ -42,6 +42,9 @@ extension JobSpec {
             "  tokens: \(Self.list([t.tokens.lowerBound, t.tokens.upperBound]))",
             "  flip: \(t.flip)",
             "  crop_scale: \(t.cropScale)",
+        ]
+        if let slots = t.slots { lines.append("  slots: \(slots)") }
+        lines += [
             "workers:",
             "  min: \(workers.min)",
             "  max: \(workers.max)",
@@ -49,6 +52,7 @@ extension JobSpec {
             "checkpoint_every: \(checkpointEvery)",
             "ring_security: \(ringSecurity.rawValue)",
             "priority: \(priority)",
+            "reduction: \(reduction.rawValue)",
         ]
         // Budgets travel in the model mapping, which already holds any train.budgets override.
         return lines.joined(separator: "\n") + "\n"

@@ -1,3 +1,4 @@
+import FluxTraining
 import FluxViT
 
 /// A training job: which model, from which weights, on which data, how, and on how many workers.
@@ -27,12 +28,14 @@ public struct JobSpec: Sendable, Equatable {
     public var ringSecurity: RingSecurityMode
     /// Higher runs first.
     public var priority: Int
+    /// How gradients are summed: `exact` gives the same bits on any number of workers (issue 12).
+    public var reduction: GradientReduction = .fast
 
     /// Creates a spec from values that are already valid; `parse` is the checked way in.
     public init(
         name: String, modelConfig: FluxViTConfig, initialWeights: InitialWeights = .seed(0), data: DataSource,
         training: Training, workers: WorkerRange, commitEvery: Int = 10, checkpointEvery: Int = 0,
-        ringSecurity: RingSecurityMode = .curve, priority: Int = 0
+        ringSecurity: RingSecurityMode = .curve, priority: Int = 0, reduction: GradientReduction = .fast
     ) {
         self.name = name
         self.modelConfig = modelConfig
@@ -44,6 +47,7 @@ public struct JobSpec: Sendable, Equatable {
         self.checkpointEvery = checkpointEvery
         self.ringSecurity = ringSecurity
         self.priority = priority
+        self.reduction = reduction
     }
 
     /// The three training budgets, largest first (`modelConfig.budgets`).
@@ -106,13 +110,15 @@ public struct JobSpec: Sendable, Equatable {
         public var flip: Bool
         /// Smallest area fraction of the random resized crop, in (0, 1].
         public var cropScale: Double
+        /// `reduction: exact` only: slots the global batch is cut into (nil: `TrainingConfig.defaultSlots`).
+        public var slots: Int? = nil
 
         /// Creates settings with `fluxctl train`'s defaults for everything but the batch, length and grid.
         public init(
             globalBatch: Int, length: Length, seed: UInt64 = 0, learningRate: Double = 1e-3,
             finalLearningRate: Double = 1e-6, warmup: Int = 5, weightDecay: Double = 0.05, layerDecay: Double = 0.75,
             clipGrad: Double? = nil, labelSmoothing: Double = 0.1, frames: [Int], resolutions: [Int],
-            tokens: ClosedRange<Int> = 1...1_000_000, flip: Bool = true, cropScale: Double = 0.08
+            tokens: ClosedRange<Int> = 1...1_000_000, flip: Bool = true, cropScale: Double = 0.08, slots: Int? = nil
         ) {
             self.globalBatch = globalBatch
             self.length = length
@@ -129,6 +135,7 @@ public struct JobSpec: Sendable, Equatable {
             self.tokens = tokens
             self.flip = flip
             self.cropScale = cropScale
+            self.slots = slots
         }
     }
 

@@ -8,7 +8,7 @@ import FluxTraining
 /// after them (docs/protocol.md, "Ring data frames"): the sample count (exact below 2²⁴), each loss sum, and the
 /// non-finite flag. The loss sums are summed in fp32 (relative error about 1e-7, enough for logging and the loss
 /// average). Every rank must have the same number of loss terms.
-public final class RingAllReduce: GradientReducer {
+public final class RingAllReduce: ExactGradientReducer {
     public let communicator: RingCommunicator
 
     public init(communicator: RingCommunicator) { self.communicator = communicator }
@@ -22,10 +22,30 @@ public final class RingAllReduce: GradientReducer {
         var trailer: [Float] = [Float(totals.samples)]
         trailer += totals.lossSums.map { Float($0) }
         trailer.append(Float(totals.nonFinite))
-        do {
+        try translating { () throws(CollectiveError) in
             try trailer.withUnsafeMutableBufferPointer { tail throws(CollectiveError) in
                 try communicator.allReduce(UnsafeMutableBufferPointer(start: gradients, count: count), trailer: tail)
             }
+        }
+        totals.samples = Double(trailer[0])
+        totals.lossSums = totals.lossSums.indices.map { Double(trailer[1 + $0]) }
+        totals.nonFinite = Double(trailer[trailer.count - 1])
+    }
+
+    /// The block exponents of `.exact` reduction: an element-wise max (exact, order-free).
+    public func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(ReductionError) {
+        try translating { () throws(CollectiveError) in try communicator.allReduce(values, op: .max) }
+    }
+
+    /// The fixed-point gradients of `.exact` reduction: an integer sum (exact, order-free), 8 bytes an element.
+    public func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError) {
+        try translating { () throws(CollectiveError) in try communicator.allReduce(values) }
+    }
+
+    /// Runs a collective, turning its failure into the `ReductionError` the training loop rolls back on.
+    private func translating(_ body: () throws(CollectiveError) -> Void) throws(ReductionError) {
+        do {
+            try body()
         } catch {
             switch error {
             case let .peerDisconnected(rank, _, _):
@@ -39,8 +59,5 @@ public final class RingAllReduce: GradientReducer {
                 throw .peerLost(rank: communicator.ring.left, reason: "\(error)")
             }
         }
-        totals.samples = Double(trailer[0])
-        totals.lossSums = totals.lossSums.indices.map { Double(trailer[1 + $0]) }
-        totals.nonFinite = Double(trailer[trailer.count - 1])
     }
 }

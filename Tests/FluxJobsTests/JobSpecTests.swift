@@ -218,7 +218,7 @@ import Testing
         IssueCase("name: t\n", "", "name", "required but missing"),
         IssueCase("name: t", "name: t\ncolour: red", "colour",
                   "unknown key; known keys: name, model, init, data, train, workers, commit_every, "
-                    + "checkpoint_every, ring_security, priority"),
+                    + "checkpoint_every, ring_security, priority, reduction"),
         IssueCase("model: fluxvit-small\n", "", "model", "required but missing"),
         IssueCase("model: fluxvit-small", "model: fluxvit-huge", "model",
                   "unknown preset 'fluxvit-huge'; known: fluxvit-base, fluxvit-small "
@@ -413,5 +413,37 @@ import Testing
         #expect(optimizer.layerDecay == 1 && optimizer.clipGradNorm == 1)
         let planner = try spec.samplingPlanner()
         #expect(planner.feasible.map(\.tokens).sorted() == [16, 32, 64, 128])
+    }
+}
+
+@Suite struct ReductionSpecTests {
+    static let base = """
+        name: r
+        model: {img_size: 8, patch_size: 4, num_frames: 2, embed_dim: 8, depth: 1, num_heads: 1, mlp_ratio: 1, attn_pool_num_heads: 1, clip_embed_dim: 4, num_classes: 2, budgets: [8, 6, 4]}
+        data: {synthetic: 16}
+        train: {global_batch: 8, steps: 2}
+        workers: {min: 1, max: 2}
+        """
+
+    @Test func reduction_exactWithSlots_parsesRoundTripsAndConfigures() throws {
+        let spec = try JobSpec.parse(yaml: Self.base.replacingOccurrences(of: "steps: 2}", with: "steps: 2, slots: 4}")
+            + "\nreduction: exact\n")
+        #expect(spec.reduction == .exact && spec.training.slots == 4)
+        #expect(try JobSpec.parse(yaml: spec.canonicalYAML) == spec)
+        let config = spec.trainingConfig(datasetCount: 16)
+        #expect(config.reduction == .exact && config.slotCount == 4)
+        #expect(try JobSpec.parse(yaml: Self.base).reduction == .fast)
+    }
+
+    @Test func reduction_badValues_reportedWithTheirPaths() {
+        let yaml = Self.base.replacingOccurrences(of: "steps: 2}", with: "steps: 2, slots: 9}") + "\nreduction: exactly\n"
+        #expect(throws: SpecError.self) { try JobSpec.parse(yaml: yaml) }
+        do {
+            _ = try JobSpec.parse(yaml: yaml)
+        } catch let SpecError.invalid(_, issues) {
+            #expect(Set(issues.map(\.path)) == ["reduction", "train.slots"], "\(issues)")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
     }
 }

@@ -131,7 +131,8 @@ enum SystemData {
     }
 
     /// A job on the tiny motion model and these videos.
-    static func spec(name: String, steps: Int, min: Int, max: Int, commitEvery: Int = 3) -> String {
+    static func spec(name: String, steps: Int, min: Int, max: Int, commitEvery: Int = 3,
+                     reduction: String = "fast", security: String = "curve") -> String {
         """
         name: \(name)
         model: \(repository.path)/configs/models/tiny-motion.yaml
@@ -150,7 +151,8 @@ enum SystemData {
         workers: {min: \(min), max: \(max)}
         commit_every: \(commitEvery)
         checkpoint_every: 0
-        ring_security: curve
+        ring_security: \(security)
+        reduction: \(reduction)
 
         """
     }

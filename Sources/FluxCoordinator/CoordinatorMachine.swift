@@ -164,6 +164,10 @@ public struct CoordinatorMachine: Sendable {
         public var heartbeatInterval: Double = 1
         /// A worker is dead after this many intervals of silence.
         public var heartbeatMisses: Int = 3
+        /// After a restart, members have this long to re-register before they count as lost (at least the heartbeat
+        /// timeout): a worker that lost the coordinator reconnects with a backoff of up to 5 s, and a job whose last
+        /// rank comes back late must not be ended without the final checkpoint that rank replays.
+        public var restoreWindow: Double = 10
         /// A running job fails after this long below its `min` workers.
         public var gracePeriod: Double = 30
         /// A sweep unit running this many times the median unit's duration gets a second run on an idle worker…
@@ -453,7 +457,7 @@ public struct CoordinatorMachine: Sendable {
             actions += declareDead(id, why: "missed \(settings.heartbeatMisses) heartbeats", now: now)
         }
         // Members restored from the store that never re-registered.
-        if let restoredAt, now - restoredAt > timeout {
+        if let restoredAt, now - restoredAt > max(timeout, settings.restoreWindow) {
             for id in jobs.keys.sorted() {
                 guard let job = jobs[id], !job.isTerminal else { continue }
                 for member in job.members + job.joining where workers[member]?.job != id {

@@ -176,7 +176,15 @@ import Testing
         }
         #expect(restarted.jobs["j1"]?.committedStep == 40)
         #expect(Self.rings(restarted.tick(now: 101)).isEmpty, "training goes on while members re-register")
-        let actions = restarted.tick(now: 103.5)
+        // Members have the restore window (10 s) to come back; one that does not is lost after it.
+        for t in stride(from: 101.5, through: 110, by: 1) {
+            _ = restarted.heard(from: "w0", now: t)
+            _ = restarted.heard(from: "w2", now: t)
+            #expect(Self.rings(restarted.tick(now: t)).isEmpty, "still waiting for w1 at \(t) s")
+        }
+        _ = restarted.heard(from: "w0", now: 110.4)
+        _ = restarted.heard(from: "w2", now: 110.4)
+        let actions = restarted.tick(now: 110.5)
         let rings = Self.rings(actions)
         #expect(Set(rings.keys) == ["w0", "w2"])
         #expect(rings["w0"]?.generation == 2)

@@ -130,8 +130,8 @@ import Testing
         let adopted = restarted.register(w0, now: 100.5)
         #expect(Self.assigns(adopted).isEmpty, "w0 keeps computing cell-2")
         #expect(restarted.workers["w0"]?.task == "cell-2")
-        _ = restarted.heard(from: "w0", now: 103.9)
-        let later = restarted.tick(now: 104)
+        _ = restarted.heard(from: "w0", now: 110.5)
+        let later = restarted.tick(now: 110.6)
         #expect(T.events(later).contains("cell_requeued"), "w1's cell-1 is queued again")
         #expect(restarted.jobs["s1"]?.sweep?.done == [0])
         // The done cell is never dispatched again.

@@ -11,21 +11,27 @@ extension SystemTests {
         /// for near-zero gradients; see `relativeDistance`).
         static let tolerance = 1e-2
 
-        @Test func twoWorkerJob_finishes_parametersEqualOneWorkerRun() throws {
+        /// With `reduction: fast` the two runs differ by fp32 reduction order only; with `exact` they are the same bits.
+        @Test(arguments: ["fast", "exact"]) func twoWorkerJob_finishes_parametersEqualOneWorkerRun(reduction: String) throws {
             let one = try TestCluster(workers: 1)
-            let jobOne = try one.submit(SystemData.spec(name: "one", steps: 12, min: 1, max: 1))
+            let jobOne = try one.submit(SystemData.spec(name: "one", steps: 12, min: 1, max: 1, reduction: reduction))
             try one.waitForSuccess(jobOne, within: 120)
             let single = try one.finalParameters(jobOne)
 
             let two = try TestCluster(workers: 2)
-            let jobTwo = try two.submit(SystemData.spec(name: "two", steps: 12, min: 2, max: 2))
+            let jobTwo = try two.submit(SystemData.spec(name: "two", steps: 12, min: 2, max: 2, reduction: reduction))
             try two.waitForSuccess(jobTwo, within: 120)
             #expect(try two.status(jobTwo).workers == 2)
             let double = try two.finalParameters(jobTwo)
             #expect(!single.isEmpty && single.keys.sorted() == double.keys.sorted())
-            let distance = relativeDistance(single, double)
-            #expect(distance <= Self.tolerance,
-                    "1 vs 2 workers: relative distance \(distance), max scaled difference \(maxScaledDifference(single, double))")
+            if reduction == "exact" {
+                #expect(single.keys.allSatisfy { single[$0]!.map(\.bitPattern) == double[$0]!.map(\.bitPattern) },
+                        "1 vs 2 workers with reduction exact: relative distance \(relativeDistance(single, double))")
+            } else {
+                let distance = relativeDistance(single, double)
+                #expect(distance <= Self.tolerance,
+                        "1 vs 2 workers: relative distance \(distance), max scaled difference \(maxScaledDifference(single, double))")
+            }
         }
 
         @Test func sigkillOneOfThree_survivorsGoOnWithoutRestart_andMatchUndisturbedRun() throws {
@@ -76,7 +82,7 @@ extension SystemTests {
         @Test func workerAddedMidJob_isAdmitted_receivesState_andTrains() throws {
             let steps = 45
             let cluster = try TestCluster(workers: 1)
-            let job = try cluster.submit(SystemData.spec(name: "join", steps: steps, min: 1, max: 2))
+            let job = try cluster.submit(SystemData.spec(name: "join", steps: steps, min: 1, max: 2, reduction: "exact"))
             try cluster.eventually("the job reaching step 6 on 1 worker", within: 120) { try cluster.status(job).done >= 6 }
             let add = try BuiltTool.run("fluxctl", ["up", "--add", "1", "--state-dir", cluster.directory.path,
                                                     "--threads-per-worker", "1"])
@@ -92,16 +98,18 @@ extension SystemTests {
             let joined = try cluster.finalParameters(job)
 
             let reference = try TestCluster(workers: 1)
-            let undisturbed = try reference.submit(SystemData.spec(name: "reference", steps: steps, min: 1, max: 1))
+            let undisturbed = try reference.submit(SystemData.spec(name: "reference", steps: steps, min: 1, max: 1,
+                                                                   reduction: "exact"))
             try reference.waitForSuccess(undisturbed, within: 180)
             let expected = try reference.finalParameters(undisturbed)
-            let distance = relativeDistance(joined, expected)
-            #expect(distance <= 0.06, "joined vs undisturbed: relative distance \(distance)")
+            // With reduction exact the join changes no bit.
+            #expect(expected.keys.allSatisfy { expected[$0]!.map(\.bitPattern) == joined[$0]?.map(\.bitPattern) },
+                    "joined vs undisturbed: relative distance \(relativeDistance(joined, expected))")
         }
 
         @Test func coordinatorKilledAndRestarted_jobKeepsTrainingAndFinishes_nothingLost() throws {
             let cluster = try TestCluster(workers: 2)
-            let job = try cluster.submit(SystemData.spec(name: "restart", steps: 120, min: 2, max: 2))
+            let job = try cluster.submit(SystemData.spec(name: "restart", steps: 120, min: 2, max: 2, reduction: "exact"))
             let waiting = try cluster.submit(SystemData.spec(name: "queued", steps: 3, min: 3, max: 3))
             try cluster.eventually("the job reaching step 5", within: 120) { try cluster.status(job).done >= 5 }
             let coordinator = try #require(cluster.local.coordinatorPID)
@@ -122,6 +130,15 @@ extension SystemTests {
             #expect(jobs.contains(job) && jobs.contains(waiting), "jobs after the restart: \(jobs)")
             #expect(try cluster.status(waiting).state == .queued)
             #expect(try cluster.client.checkpoints(job).last?.step == 120)
+            // With reduction exact, the same bits as the job undisturbed on one worker.
+            let restarted = try cluster.finalParameters(job)
+            let reference = try TestCluster(workers: 1)
+            let undisturbed = try reference.submit(SystemData.spec(name: "reference", steps: 120, min: 1, max: 1,
+                                                                   reduction: "exact"))
+            try reference.waitForSuccess(undisturbed, within: 180)
+            let expected = try reference.finalParameters(undisturbed)
+            #expect(!expected.isEmpty && expected.keys.allSatisfy { expected[$0]!.map(\.bitPattern) == restarted[$0]?.map(\.bitPattern) },
+                    "restarted vs undisturbed: relative distance \(relativeDistance(restarted, expected))")
         }
     }
 }

@@ -80,7 +80,7 @@ extension SystemTests {
     /// Joins and coordinator restarts (issue 10, tests 3 and 4).
     @Suite struct ElasticJoinAndRestartTests {
         @Test func workerAddedMidJob_isAdmitted_receivesState_andTrains() throws {
-            let steps = 45
+            let steps = 90  // long enough that the job is still running when the added worker has registered
             let cluster = try TestCluster(workers: 1)
             let job = try cluster.submit(SystemData.spec(name: "join", steps: steps, min: 1, max: 2, reduction: "exact"))
             try cluster.eventually("the job reaching step 6 on 1 worker", within: 120) { try cluster.status(job).done >= 6 }

@@ -424,7 +424,7 @@ private struct Shell {
                 let requirements = JobRequirements(
                     name: spec.name, minWorkers: spec.workers.min, maxWorkers: spec.workers.max,
                     priority: spec.priority, ringSecurity: spec.ringSecurity == .none ? .none : .curve,
-                    specYAML: spec.canonicalYAML)
+                    specYAML: spec.canonicalYAML, exact: spec.reduction == .exact)
                 perform(machine.submit(id, requirements: requirements, now: now), machine: &machine)
                 return .submitted(Submitted(job: id))
             case let .status(status):
@@ -496,6 +496,6 @@ private struct Shell {
         return JobStatus(job: job.id, name: job.requirements.name, kind: .training, state: job.state,
                   generation: job.generation == 0 ? nil : job.generation, workers: job.members.count, done: job.done,
                   total: job.total, message: job.message, losses: job.losses, rate: job.rate,
-                  committedStep: job.committedStep)
+                  committedStep: job.committedStep, notReproducible: job.notReproducible)
     }
 }

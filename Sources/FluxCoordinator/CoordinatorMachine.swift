@@ -18,10 +18,12 @@ public struct JobRequirements: Sendable, Equatable, Codable {
     public var kind: JobKind
     /// For a sweep: the cells of its expansion (0 for training).
     public var cells: Int
+    /// A training job with `reduction: exact`: its workers must agree on threads and kernels to stay bit-reproducible.
+    public var exact: Bool
 
     /// Requirements.
     public init(name: String, minWorkers: Int, maxWorkers: Int, priority: Int = 0, ringSecurity: RingSecurity = .curve,
-                specYAML: String, kind: JobKind = .training, cells: Int = 0) {
+                specYAML: String, kind: JobKind = .training, cells: Int = 0, exact: Bool = false) {
         self.name = name
         self.minWorkers = minWorkers
         self.maxWorkers = maxWorkers
@@ -30,6 +32,7 @@ public struct JobRequirements: Sendable, Equatable, Codable {
         self.specYAML = specYAML
         self.kind = kind
         self.cells = cells
+        self.exact = exact
     }
 
     /// A sweep's requirements: it runs on 1 to `maxWorkers` workers.
@@ -38,7 +41,9 @@ public struct JobRequirements: Sendable, Equatable, Codable {
                         kind: .sweep, cells: cells)
     }
 
-    enum CodingKeys: String, CodingKey { case name, minWorkers, maxWorkers, priority, ringSecurity, specYAML, kind, cells }
+    enum CodingKeys: String, CodingKey {
+        case name, minWorkers, maxWorkers, priority, ringSecurity, specYAML, kind, cells, exact
+    }
 
     /// Records stored before sweeps existed have neither `kind` nor `cells`: they are training jobs.
     public init(from decoder: any Decoder) throws {
@@ -51,6 +56,7 @@ public struct JobRequirements: Sendable, Equatable, Codable {
         specYAML = try c.decode(String.self, forKey: .specYAML)
         kind = try c.decodeIfPresent(JobKind.self, forKey: .kind) ?? .training
         cells = try c.decodeIfPresent(Int.self, forKey: .cells) ?? 0
+        exact = try c.decodeIfPresent(Bool.self, forKey: .exact) ?? false
     }
 }
 
@@ -63,6 +69,8 @@ public struct WorkerEntry: Sendable, Equatable {
     public var version: String
     public var pid: Int?
     public var host: String?
+    /// Its kernels' run-time code paths (`Register.kernels`).
+    public var kernels: String?
     /// When the coordinator last heard from it (seconds on the machine's clock).
     public var lastSeen: Double
     /// False once it missed too many heartbeats or its process was seen to end.
@@ -109,6 +117,8 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var finished: Set<WorkerID>
     /// A sweep's units; nil for training.
     public var sweep: SweepProgress?
+    /// `reduction: exact` only: why the job stopped being bit-reproducible (said once, in events and status).
+    public var notReproducible: String?
 
     /// A new queued job.
     public init(id: JobID, requirements: JobRequirements, sequence: Int) {
@@ -223,14 +233,15 @@ public struct CoordinatorMachine: Sendable {
         let id = message.workerID
         var entry = workers[id] ?? WorkerEntry(
             id: id, dataEndpoint: message.dataEndpoint, publicKey: message.publicKey, cores: message.cores,
-            version: message.version, pid: message.pid, host: message.host, lastSeen: now, alive: true, job: nil,
-            task: nil, leaving: false)
+            version: message.version, pid: message.pid, host: message.host, kernels: message.kernels, lastSeen: now,
+            alive: true, job: nil, task: nil, leaving: false)
         entry.dataEndpoint = message.dataEndpoint
         entry.publicKey = message.publicKey
         entry.cores = message.cores
         entry.version = message.version
         entry.pid = message.pid
         entry.host = message.host
+        entry.kernels = message.kernels
         entry.lastSeen = now
         entry.alive = true
         entry.leaving = false  // a registration is a new process or session
@@ -559,6 +570,7 @@ public struct CoordinatorMachine: Sendable {
         }
         job.trained.formUnion(job.members)
         jobs[jobID] = job
+        actions += checkReproducible(jobID, members: members)
         let plan = RingPlanner.plan(
             job: jobID, generation: job.generation,
             members: members.map { ($0.id, $0.dataEndpoint, $0.publicKey) },
@@ -568,6 +580,19 @@ public struct CoordinatorMachine: Sendable {
         actions.append(.event(jobID, kind: "generation", worker: nil,
                               text: "generation \(job.generation): \(members.count) rank(s) [\(members.map(\.id.rawValue).joined(separator: ", "))], from the commit of step \(job.committedStep)"))
         return actions
+    }
+
+    /// A `reduction: exact` job whose ring mixes thread counts or kernels no longer gives the same bits as on one
+    /// worker (each slot's gradient depends on both): it trains on, and says so once.
+    private mutating func checkReproducible(_ jobID: JobID, members: [WorkerEntry]) -> [CoordinatorAction] {
+        guard let job = jobs[jobID], job.requirements.exact, job.notReproducible == nil else { return [] }
+        let kinds = Set(members.map { "\($0.cores) thread(s), \($0.kernels ?? "unknown kernels")" })
+        guard kinds.count > 1 else { return [] }
+        let why = "its workers differ: " + members.map { "\($0.id) \($0.cores) thread(s), \($0.kernels ?? "unknown kernels")" }
+            .joined(separator: "; ")
+        jobs[jobID]?.notReproducible = why
+        return [.persistJob(jobID), .event(jobID, kind: "not_reproducible", worker: nil,
+                                           text: "no longer bit-reproducible (reduction exact): \(why)")]
     }
 
     private mutating func assign(_ ids: [WorkerID], to jobID: JobID) -> [CoordinatorAction] {

@@ -70,12 +70,16 @@ public struct JobStatus: Codable, Hashable, Sendable {
     public var pending: Int?
     /// For a sweep: seconds to the end at the pace of the cells finished so far; nil before the first.
     public var etaSeconds: Double?
+    /// For a training job with `reduction: exact`: why its parameters are no longer bit-reproducible (its workers
+    /// differ in thread count or kernels); nil while they are.
+    public var notReproducible: String?
 
     /// A job's status.
     public init(
         job: JobID, name: String, kind: JobKind, state: JobState, generation: UInt64? = nil, workers: Int,
         done: Int, total: Int, message: String? = nil, losses: [Double]? = nil, rate: Double? = nil,
-        committedStep: Int? = nil, running: Int? = nil, pending: Int? = nil, etaSeconds: Double? = nil
+        committedStep: Int? = nil, running: Int? = nil, pending: Int? = nil, etaSeconds: Double? = nil,
+        notReproducible: String? = nil
     ) {
         self.job = job
         self.name = name
@@ -92,11 +96,12 @@ public struct JobStatus: Codable, Hashable, Sendable {
         self.running = running
         self.pending = pending
         self.etaSeconds = etaSeconds
+        self.notReproducible = notReproducible
     }
 
     enum CodingKeys: String, CodingKey {
         case job, name, kind, state, generation, workers, done, total, message, losses, rate, running, pending
-        case committedStep = "committed_step", etaSeconds = "eta_seconds"
+        case committedStep = "committed_step", etaSeconds = "eta_seconds", notReproducible = "not_reproducible"
     }
 }
 

@@ -23,11 +23,14 @@ public struct Register: HeaderOnlyBody {
     public var host: String?
     /// The step of the running task's last commit, when re-registering with one.
     public var committedStep: Int?
+    /// The code paths its kernels chose at run time (`flux avx2 · openblas Haswell`), for `reduction: exact`.
+    public var kernels: String?
 
     /// A registration.
     public init(
         workerID: WorkerID, dataEndpoint: String, publicKey: String? = nil, cores: Int, version: String,
-        runningTask: TaskRef? = nil, pid: Int? = nil, host: String? = nil, committedStep: Int? = nil
+        runningTask: TaskRef? = nil, pid: Int? = nil, host: String? = nil, committedStep: Int? = nil,
+        kernels: String? = nil
     ) {
         self.workerID = workerID
         self.dataEndpoint = dataEndpoint
@@ -38,11 +41,12 @@ public struct Register: HeaderOnlyBody {
         self.pid = pid
         self.host = host
         self.committedStep = committedStep
+        self.kernels = kernels
     }
 
     enum CodingKeys: String, CodingKey {
         case workerID = "worker_id", dataEndpoint = "data_endpoint", publicKey = "public_key", cores, version
-        case runningTask = "running_task", pid, host, committedStep = "committed_step"
+        case runningTask = "running_task", pid, host, committedStep = "committed_step", kernels
     }
 
     /// Requires a non-empty id and endpoint and at least one core.

@@ -1,4 +1,5 @@
 import CFluxKernels
+import COpenBLAS
 
 // Swift faces of the C kernels in CFluxKernels. Each works on a row range in the caller's thread;
 // see flux_kernels.h for the exact contracts. Spec sections are given per kernel.
@@ -121,6 +122,13 @@ public enum KernelDispatch {
     /// Forces the portable fallback on the calling thread only (tests compare both paths; run the
     /// model with one thread to use it there). FLUX_PORTABLE_KERNELS=1 forces it process-wide.
     public static func forcePortable(_ portable: Bool) { flux_kernels_set_portable(portable ? 1 : 0) }
+
+    /// The code paths chosen at run time, as one string (`flux avx2 · openblas Haswell`): two processes with the same
+    /// signature and thread count compute the same bits, which `reduction: exact` relies on.
+    public static var signature: String {
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "?"
+        return "flux \(usesAVX2 ? "avx2" : "portable") · openblas \(core)"
+    }
 }
 
 /// Multi-head self-attention core for one head (spec §4.4): out = softmax(scale·q·kᵀ)·v, fused and

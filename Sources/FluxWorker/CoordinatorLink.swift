@@ -1,5 +1,6 @@
 import Foundation
 import FluxProtocol
+import FluxTensor
 import FluxTransport
 import FluxWire
 import Logging
@@ -62,7 +63,7 @@ struct Link {
         let message = Message.register(Register(
             workerID: id, dataEndpoint: options.dataEndpoint, publicKey: keys?.publicKey.z85, cores: options.threads,
             version: "0.4.0", runningTask: running?.0, pid: Int(getpid()), host: ProcessInfo.processInfo.hostName,
-            committedStep: running?.1))
+            committedStep: running?.1, kernels: KernelDispatch.signature))
         lastRegister = Date()
         send(message)
     }

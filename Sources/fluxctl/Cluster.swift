@@ -167,7 +167,8 @@ func follow(client: FluxClient, job: JobID, quiet: Bool) throws {
         if since == nil, status.state == .running, status.total > 0 { since = (status.done, Date()) }
         for event in try client.events(job) where event.id > lastEvent {
             lastEvent = event.id
-            if !quiet, ["started", "generation", "worker_lost", "rollback", "joined", "left", "waiting", "failed"].contains(event.kind) {
+            if !quiet, ["started", "generation", "worker_lost", "rollback", "joined", "left", "waiting", "failed",
+                        "not_reproducible"].contains(event.kind) {
                 if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 FileHandle.standardError.write(Data("  \(event.text)\n".utf8))
             }
@@ -201,6 +202,7 @@ func statusLine(_ status: JobStatus, since: (step: Int, time: Date)? = nil) -> S
     let text = bar.render(step: status.done, loss: status.losses?.last ?? .nan, clipsPerSecond: status.rate ?? 0,
                           elapsed: elapsed)
     return text + " · \(status.workers) worker\(status.workers == 1 ? "" : "s") · gen \(status.generation ?? 0)"
+        + (status.notReproducible == nil ? "" : " · not bit-reproducible")
 }
 
 /// `cells 12/40 █████······ 3 running · 25 pending · ETA 1m05s · 2 workers`.
@@ -283,6 +285,8 @@ struct StatusJSON: Encodable {
     var running: Int?
     var pending: Int?
     var eta_seconds: Double?
+    /// `reduction: exact` jobs: why they are no longer bit-reproducible, when they are not.
+    var not_reproducible: String?
 }
 
 struct Status: ParsableCommand {
@@ -302,9 +306,10 @@ struct Status: ParsableCommand {
                     total_steps: status.total, generation: status.generation ?? 0, world_size: status.workers,
                     losses: status.losses ?? [], committed_step: status.committedStep, message: status.message,
                     kind: status.kind.rawValue, running: status.running, pending: status.pending,
-                    eta_seconds: status.etaSeconds))
+                    eta_seconds: status.etaSeconds, not_reproducible: status.notReproducible))
             }
             print(statusLine(status))
+            if let why = status.notReproducible { print("not bit-reproducible: \(why)") }
         }
     }
 }

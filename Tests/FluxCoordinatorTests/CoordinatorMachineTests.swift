@@ -317,3 +317,44 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct ReproducibilityTests {
+    @Test func exactJob_joinerWithOtherThreads_trainsOnAndSaysSoOnce() {
+        var machine = CoordinatorMachine()
+        var w0 = CoordinatorMachineTests.register("w0")
+        w0.kernels = "flux avx2 · openblas Haswell"
+        _ = machine.register(w0, now: 0)
+        var requirements = CoordinatorMachineTests.requirements(min: 1, max: 3)
+        requirements.exact = true
+        let started = machine.submit("j1", requirements: requirements, now: 0)
+        #expect(!CoordinatorMachineTests.events(started).contains("not_reproducible"))
+        var same = CoordinatorMachineTests.register("w1")
+        same.kernels = w0.kernels
+        _ = machine.register(same, now: 1)
+        _ = machine.handle(.commit(Commit(job: "j1", generation: 1, rank: 0, step: 3)), from: "w0", now: 1.5)
+        #expect(machine.jobs["j1"]?.notReproducible == nil, "the same threads and kernels stay reproducible")
+        var other = CoordinatorMachineTests.register("w2")
+        other.cores = 2
+        other.kernels = w0.kernels
+        _ = machine.register(other, now: 2)
+        let joined = machine.handle(.commit(Commit(job: "j1", generation: 2, rank: 0, step: 6)), from: "w0", now: 2.5)
+        #expect(CoordinatorMachineTests.events(joined).filter { $0 == "not_reproducible" }.count == 1)
+        #expect(machine.jobs["j1"]?.state == .running && machine.jobs["j1"]?.members.count == 3)
+        #expect(machine.jobs["j1"]?.notReproducible?.contains("w2 2 thread(s)") == true)
+        // Said once: a later generation does not repeat it.
+        let again = machine.handle(.ringBroken(RingBroken(job: "j1", generation: 3, rank: 0, suspect: nil,
+                                                          disconnected: false, reason: "t")), from: "w0", now: 3)
+        #expect(!CoordinatorMachineTests.events(again).contains("not_reproducible"))
+    }
+
+    @Test func fastJob_mixedWorkers_saysNothing() {
+        var machine = CoordinatorMachine()
+        _ = machine.register(CoordinatorMachineTests.register("w0"), now: 0)
+        var other = CoordinatorMachineTests.register("w1")
+        other.cores = 4
+        _ = machine.register(other, now: 0)
+        let actions = machine.submit("j1", requirements: CoordinatorMachineTests.requirements(min: 2, max: 2), now: 0)
+        #expect(!CoordinatorMachineTests.events(actions).contains("not_reproducible"))
+        #expect(machine.jobs["j1"]?.notReproducible == nil)
+    }
+}

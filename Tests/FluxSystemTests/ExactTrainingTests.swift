@@ -55,5 +55,22 @@ extension SystemTests {
             let differing = expected.keys.filter { expected[$0] != disturbed[$0] }.sorted()
             #expect(!expected.isEmpty && differing.isEmpty, "killed vs undisturbed: \(differing.count) tensors differ")
         }
+
+        @Test func joinerWithOtherThreadCount_jobGoesOn_andSaysItIsNoLongerReproducible() throws {
+            let cluster = try TestCluster(workers: 1)
+            let job = try cluster.submit(SystemData.spec(name: "mixed", steps: 90, min: 1, max: 2, reduction: "exact"))
+            try cluster.eventually("the job reaching step 6", within: 120) { try cluster.status(job).done >= 6 }
+            #expect(try cluster.status(job).notReproducible == nil)
+            let add = try BuiltTool.run("fluxctl", ["up", "--add", "1", "--state-dir", cluster.directory.path,
+                                                    "--threads-per-worker", "2"])
+            #expect(add.status == 0, "fluxctl up --add 1: \(add.stderr)")
+            try cluster.eventually("the 2-thread worker admitted", within: 60) { try cluster.status(job).workers == 2 }
+            try cluster.waitForSuccess(job, within: 180)
+            let said = try cluster.client.events(job).filter { $0.kind == "not_reproducible" }
+            #expect(said.count == 1 && said.first?.text.contains("2 thread(s)") == true, "\(said.map(\.text))")
+            let status = try BuiltTool.run("fluxctl", ["status", job.rawValue, "--json", "--state-dir", cluster.directory.path])
+            let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            #expect((object?["not_reproducible"] as? String)?.contains("thread(s)") == true, "\(status.stdout)")
+        }
     }
 }

@@ -126,6 +126,7 @@ workers: {{min: {workers}, max: {workers}}}
 commit_every: {commit}
 checkpoint_every: 0
 ring_security: {security}
+reduction: {reduction}
 """
 
 
@@ -141,7 +142,7 @@ def flux_scaling(binary: Path, workers: int, args: argparse.Namespace) -> dict:
         tokens = args.frames * (args.size // 14) ** 2
         spec.write_text(SCALING_SPEC.format(batch=args.batch, frames=args.frames, size=args.size, workers=workers,
                                             budgets=[tokens, tokens * 3 // 4, tokens // 2], security=args.security,
-                                            commit=args.commit_every))
+                                            commit=args.commit_every, reduction=args.reduction))
         run("submit", str(spec))
         deadline = time.time() + 900
         while time.time() < deadline:
@@ -152,7 +153,7 @@ def flux_scaling(binary: Path, workers: int, args: argparse.Namespace) -> dict:
         rank0 = rank0[1:]  # the first commit includes warm-up (allocation, page faults)
         seconds = (rank0[-1] - rank0[0]) / (len(rank0) - 1) / args.commit_every
         return {"event": "scaling", "anchor": "flux", "workers": workers, "threads": 1, "step_s": seconds,
-                "clips_per_s": args.batch / seconds, "security": args.security}
+                "clips_per_s": args.batch / seconds, "security": args.security, "reduction": args.reduction}
     finally:
         subprocess.run([fluxctl, "down", "--state-dir", str(state)], capture_output=True)
 
@@ -170,7 +171,31 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3, help="scaling: timed commits")
     parser.add_argument("--commit-every", type=int, default=3, help="scaling: steps between commits (timestamps)")
     parser.add_argument("--security", choices=["curve", "none"], default="curve", help="scaling: ring security")
+    parser.add_argument("--reduction", choices=["fast", "exact"], default="fast", help="scaling: gradient reduction")
+    parser.add_argument("--reduction-cost", action="store_true",
+                        help="FluxViT-S on 2 workers x 1 thread with reduction fast, then exact: time per step and "
+                             "bytes each rank sends per step")
     args = parser.parse_args()
+    if args.reduction_cost:
+        params = 22_000_000  # FluxViT-S gradients, as the all-reduce sends them (approximately; see docs)
+        rows = []
+        for reduction in ("fast", "exact"):
+            args.reduction = reduction
+            rows.append(flux_scaling(Path(args.bin), 2, args))
+        # Ring all-reduce: each rank sends 2(n−1)/n of the buffer. fast: 4 bytes an element (+ a 7-float trailer);
+        # exact: the exponents' max (4 bytes a block of 1024), the totals (7 floats), then 8 bytes an element.
+        fast_bytes, exact_bytes = 4 * params, 8 * params + 4 * (params // 1024)
+        rows[1]["time_ratio"] = rows[1]["step_s"] / rows[0]["step_s"]
+        rows[1]["wire_ratio"] = exact_bytes / fast_bytes
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for r in rows:
+                print(f"FluxViT-S {args.frames}x{args.size}², batch {args.batch}, 2 workers x 1 thread, ring {args.security}, "
+                      f"reduction {r['reduction']}: {r['step_s']:.3f} s/step")
+            print(f"exact / fast: {rows[1]['time_ratio']:.3f}x time per step (target <= 1.05x), "
+                  f"{rows[1]['wire_ratio']:.4f}x bytes on the wire (target <= 2x)")
+        return 0
     if args.scaling:
         one = flux_scaling(Path(args.bin), 1, args)
         two = flux_scaling(Path(args.bin), 2, args)

@@ -104,6 +104,10 @@ public final class Trainer {
     public let stepsPerEpoch: Int
     public let schedule: LearningRateSchedule
     public private(set) var state: TrainingState
+    /// `.exact` reduction's buffers, kept between steps (hundreds of MB for FluxViT-S: allocating them every step
+    /// costs page faults): this rank's slot gradients one after another, and the integer sums.
+    private var slotStore: [Float] = []
+    private var integerSums: [Int64] = []
 
     public init(model: FluxViTModel, config: TrainingConfig, planner: SamplingPlanner, source: ClipSource,
                 reducer: GradientReducer = LocalReducer()) throws(TrainingError) {
@@ -218,8 +222,10 @@ public final class Trainer {
         var skipped = 0
         var exponents = [Float](repeating: FixedPointGradients.zeroExponent,
                                 count: FixedPointGradients.blockCount(count))
-        var slotGradients: [[Float]] = []
-        for slot in Self.slots(rank: reducer.rank, worldSize: reducer.worldSize, slots: slotCount) {
+        let mySlots = Self.slots(rank: reducer.rank, worldSize: reducer.worldSize, slots: slotCount)
+        if slotStore.count < mySlots.count * count { slotStore = [Float](repeating: 0, count: mySlots.count * count) }
+        var computed = 0
+        for slot in mySlots {
             let batch = try source.batch(epoch: state.epoch, step: state.stepInEpoch, rank: slot, worldSize: slotCount,
                                          globalBatch: config.globalBatch, plan: plan)
             skipped += batch.skipped.count
@@ -233,19 +239,29 @@ public final class Trainer {
             for (i, term) in loss.terms.enumerated() { totals.lossSums[i] += term }
             if loss.nonFiniteBudget != nil { totals.nonFinite = 1 }
             FixedPointGradients.mergeExponents(of: params.gradients, count: count, into: &exponents)
-            slotGradients.append(Array(UnsafeBufferPointer(start: params.gradients, count: count)))
+            slotStore.withUnsafeMutableBufferPointer { store in
+                (store.baseAddress! + computed * count).update(from: params.gradients, count: count)
+            }
+            computed += 1
         }
         // The totals (sample count exact, loss sums for the log, the non-finite flag) ride on the fp32 path.
         try reducer.allReduce(gradients: params.gradients, count: 0, totals: &totals)
         try exponents.withUnsafeMutableBufferPointer { try exact.allReduceMax($0) }
         let finite = totals.nonFinite == 0 && !exponents.withUnsafeBufferPointer(FixedPointGradients.hasNonFinite)
         if finite && totals.samples > 0 {
-            var sums = [Int64](repeating: 0, count: count)
-            for gradient in slotGradients {
-                FixedPointGradients.accumulate(gradient, count: count, exponents: exponents, into: &sums)
+            if integerSums.count != count { integerSums = [Int64](repeating: 0, count: count) } else {
+                integerSums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
             }
-            try sums.withUnsafeMutableBufferPointer { try exact.allReduceSum($0) }
-            FixedPointGradients.convert(sums, count: count, exponents: exponents, into: params.gradients)
+            slotStore.withUnsafeBufferPointer { store in
+                integerSums.withUnsafeMutableBufferPointer { sums in
+                    for slot in 0..<computed {
+                        FixedPointGradients.accumulate(store.baseAddress! + slot * count, count: count,
+                                                       exponents: exponents, into: sums.baseAddress!)
+                    }
+                }
+            }
+            try integerSums.withUnsafeMutableBufferPointer { try exact.allReduceSum($0) }
+            FixedPointGradients.convert(integerSums, count: count, exponents: exponents, into: params.gradients)
         } else {
             totals.nonFinite = max(totals.nonFinite, 1)
         }

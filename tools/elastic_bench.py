@@ -121,7 +121,7 @@ SCALING_SPEC = """name: scaling-bench
 model: fluxvit-small
 init: {{seed: 7}}
 data: {{synthetic: 100000}}
-train: {{global_batch: {batch}, steps: 100000, seed: 7, frames: [{frames}], resolutions: [{size}], budgets: {budgets}}}
+train: {{global_batch: {batch}, steps: 100000, seed: 7, frames: [{frames}], resolutions: [{size}], budgets: {budgets}{slots}}}
 workers: {{min: {workers}, max: {workers}}}
 commit_every: {commit}
 checkpoint_every: 0
@@ -142,7 +142,8 @@ def flux_scaling(binary: Path, workers: int, args: argparse.Namespace) -> dict:
         tokens = args.frames * (args.size // 14) ** 2
         spec.write_text(SCALING_SPEC.format(batch=args.batch, frames=args.frames, size=args.size, workers=workers,
                                             budgets=[tokens, tokens * 3 // 4, tokens // 2], security=args.security,
-                                            commit=args.commit_every, reduction=args.reduction))
+                                            commit=args.commit_every, reduction=args.reduction,
+                                            slots=f", slots: {args.slots}" if args.slots else ""))
         run("submit", str(spec))
         deadline = time.time() + 900
         while time.time() < deadline:
@@ -153,7 +154,8 @@ def flux_scaling(binary: Path, workers: int, args: argparse.Namespace) -> dict:
         rank0 = rank0[1:]  # the first commit includes warm-up (allocation, page faults)
         seconds = (rank0[-1] - rank0[0]) / (len(rank0) - 1) / args.commit_every
         return {"event": "scaling", "anchor": "flux", "workers": workers, "threads": 1, "step_s": seconds,
-                "clips_per_s": args.batch / seconds, "security": args.security, "reduction": args.reduction}
+                "clips_per_s": args.batch / seconds, "security": args.security, "reduction": args.reduction,
+                "slots": args.slots}
     finally:
         subprocess.run([fluxctl, "down", "--state-dir", str(state)], capture_output=True)
 
@@ -172,6 +174,7 @@ def main() -> int:
     parser.add_argument("--commit-every", type=int, default=3, help="scaling: steps between commits (timestamps)")
     parser.add_argument("--security", choices=["curve", "none"], default="curve", help="scaling: ring security")
     parser.add_argument("--reduction", choices=["fast", "exact"], default="fast", help="scaling: gradient reduction")
+    parser.add_argument("--slots", type=int, help="scaling: train.slots for reduction exact (default: the job's)")
     parser.add_argument("--reduction-cost", action="store_true",
                         help="FluxViT-S on 2 workers x 1 thread with reduction fast, then exact: time per step and "
                              "bytes each rank sends per step")

@@ -175,3 +175,25 @@ public enum Attention {
             dOut, Int32(lddOut), scale, dQ, Int32(lddQ), dK, Int32(lddK), dV, Int32(lddV), scratch)
     }
 }
+
+/// The fixed-point passes of the exact gradient reduction (FluxTraining's `FixedPointGradients`), in C with AVX2 and a
+/// portable fallback that give the same bits.
+public enum FixedPointKernels {
+    /// The largest |x| among the finite values of `x[0..<count]`, and whether any is NaN or infinite.
+    public static func blockMax(_ x: UnsafePointer<Float>, count: Int) -> (maxAbs: Float, nonFinite: Bool) {
+        var m: Float = 0
+        var bad: Int32 = 0
+        flux_fixed_block_max(x, Int32(count), &m, &bad)
+        return (m, bad != 0)
+    }
+
+    /// sums[i] += round-half-even(x[i] · scale); scale a power of two, |x[i] · scale| < 2^51.
+    public static func accumulate(_ x: UnsafePointer<Float>, count: Int, scale: Double, into sums: UnsafeMutablePointer<Int64>) {
+        flux_fixed_accumulate(x, Int32(count), scale, sums)
+    }
+
+    /// out[i] = Float(Double(sums[i]) · scale).
+    public static func convert(_ sums: UnsafePointer<Int64>, count: Int, scale: Double, into out: UnsafeMutablePointer<Float>) {
+        flux_fixed_convert(sums, Int32(count), scale, out)
+    }
+}

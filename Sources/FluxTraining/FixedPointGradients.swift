@@ -1,4 +1,5 @@
 import Foundation
+import FluxTensor
 
 /// Order-independent exact summation of gradients (issue 12): the sum of many fp32 gradient buffers that is the
 /// same bits however the buffers are grouped and in whatever order they are added — so a job's parameters do not
@@ -35,15 +36,9 @@ public enum FixedPointGradients {
         of values: UnsafePointer<Float>, count: Int, into exponents: UnsafeMutablePointer<Float>
     ) {
         for block in 0..<blockCount(count) {
-            let range = (block * blockSize)..<min(count, (block + 1) * blockSize)
-            var largest: Float = 0
-            var finite = true
-            for i in range {
-                let magnitude = abs(values[i])
-                if !magnitude.isFinite { finite = false; break }
-                largest = max(largest, magnitude)
-            }
-            let exponent: Float = !finite ? nonFiniteExponent : largest == 0 ? zeroExponent : Float(largest.exponent + 1)
+            let start = block * blockSize
+            let (largest, nonFinite) = FixedPointKernels.blockMax(values + start, count: min(count, start + blockSize) - start)
+            let exponent: Float = nonFinite ? nonFiniteExponent : largest == 0 ? zeroExponent : Float(largest.exponent + 1)
             exponents[block] = max(exponents[block], exponent)
         }
     }
@@ -62,10 +57,10 @@ public enum FixedPointGradients {
             let exponent = exponents[block]
             guard exponent > zeroExponent else { continue }  // no nonzero value anywhere in this block
             let scale = Double(sign: .plus, exponent: precision - Int(exponent), significand: 1)
-            for i in (block * blockSize)..<min(count, (block + 1) * blockSize) {
-                // Exact: x · 2^k is exact in Double (24-bit significand), and its magnitude is below 2^50.
-                sums[i] &+= Int64((Double(values[i]) * scale).rounded(.toNearestOrEven))
-            }
+            // Exact: x · 2^k is exact in Double (24-bit significand), its magnitude below 2^50; rounded half to even.
+            let start = block * blockSize
+            FixedPointKernels.accumulate(values + start, count: min(count, start + blockSize) - start, scale: scale,
+                                         into: sums + start)
         }
     }
 
@@ -81,7 +76,7 @@ public enum FixedPointGradients {
                 continue
             }
             let scale = Double(sign: .plus, exponent: Int(exponent) - precision, significand: 1)
-            for i in range { values[i] = Float(Double(sums[i]) * scale) }
+            FixedPointKernels.convert(sums + range.lowerBound, count: range.count, scale: scale, into: values + range.lowerBound)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FluxTensor
 import Testing
 
 @testable import FluxTraining
@@ -121,5 +122,22 @@ import Testing
         var out = [Float](repeating: 0, count: 8)
         F.convert(sums, count: 8, exponents: exponents, into: &out)
         #expect(out.allSatisfy { abs($0 - Float(F.maxSummands) * Float(1).nextDown) <= 1e-3 })
+    }
+
+    @Test func kernels_avx2AndPortable_sameBits() {
+        var rng = Seeded(state: 9)
+        let count = 3 * F.blockSize + 5
+        var buffers = (0..<3).map { _ in Self.buffer(count, &rng) }
+        // Exact ties of the grid (x · 2^k = n + 0.5) round half to even on both paths.
+        for i in 0..<8 { buffers[0][i] = Float(i) + 0.5 }
+        buffers[0][8] = 1_048_576  // makes the block's grid step 2^-29, so small values tie often
+        let avx2 = Self.exactSum(buffers, groups: [[0, 1, 2]])
+        KernelDispatch.forcePortable(true)
+        defer { KernelDispatch.forcePortable(false) }
+        let portable = Self.exactSum(buffers, groups: [[0, 1, 2]])
+        #expect(avx2.map(\.bitPattern) == portable.map(\.bitPattern))
+        var exponents = [Float](repeating: F.zeroExponent, count: F.blockCount(count))
+        F.mergeExponents(of: buffers[0], count: count, into: &exponents)
+        #expect(exponents[0] == 21)
     }
 }

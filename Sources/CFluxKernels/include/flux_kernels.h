@@ -13,6 +13,7 @@
 #define FLUX_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,6 +77,14 @@ void flux_residual_scale_add(int rows, int cols, float *x, int ldx, const float 
 /// Per-channel scale and shift: y[r][c] = x[r][c]·w[c] + b[c], or y += that when accumulate != 0.
 void flux_scale_shift(int rows, int cols, const float *x, int ldx, const float *w, const float *b,
                       float *y, int ldy, int accumulate);
+
+/// Fixed-point passes of the exact gradient reduction (issue 12). max_abs: the largest |x| of x[0..<n] among finite
+/// values; nonfinite: 1 when some x is NaN or infinite.
+void flux_fixed_block_max(const float *x, int n, float *max_abs, int *nonfinite);
+/// sums[i] += round_half_even(x[i] · scale) for |x[i] · scale| < 2^51 (scale a power of two).
+void flux_fixed_accumulate(const float *x, int n, double scale, int64_t *sums);
+/// out[i] = (float)((double)sums[i] · scale).
+void flux_fixed_convert(const int64_t *sums, int n, double scale, float *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,103 @@
+// Fixed-point passes of the exact gradient reduction (FluxTraining's FixedPointGradients, issue 12): the largest
+// magnitude of a block, adding values onto an integer grid, converting integer sums back. The AVX2 and portable
+// variants give the same bits: both round with the same double-precision "magic number" addition.
+#include "flux_kernels.h"
+#include "dispatch.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if FLUX_HAVE_X86
+#include <immintrin.h>
+#endif
+
+// 1.5 · 2^52: adding it to a double v with |v| < 2^51 rounds v to an integer (round half to even, the default
+// mode) in the low bits of the sum's significand; subtracting the constant's bits yields that integer.
+static const double magic = 6755399441055744.0;
+
+static inline int64_t round_to_int64(double v) {
+    double t = v + magic;
+    int64_t bits, base;
+    memcpy(&bits, &t, 8);
+    memcpy(&base, &magic, 8);
+    return bits - base;
+}
+
+static void block_max_portable(const float *x, int n, float *max_abs, int *nonfinite) {
+    float m = 0;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!(a <= FLT_MAX)) bad = 1;  // NaN or infinity
+        else if (a > m) m = a;
+    }
+    *max_abs = m;
+    *nonfinite = bad;
+}
+
+// Wrapping addition (as the ring's int64 sum): signed overflow would be undefined in C.
+static inline int64_t wrapping_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+
+static void accumulate_portable(const float *x, int n, double scale, int64_t *sums) {
+    for (int i = 0; i < n; i++) sums[i] = wrapping_add(sums[i], round_to_int64((double)x[i] * scale));
+}
+
+#if FLUX_HAVE_X86
+FLUX_TARGET_AVX2
+static void block_max_avx2(const float *x, int n, float *max_abs, int *nonfinite) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), top = _mm256_set1_ps(FLT_MAX);
+    __m256 m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i));
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, top, _CMP_NLE_UQ));  // > FLT_MAX or unordered (NaN)
+        m = _mm256_max_ps(m, a);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, m);
+    float best = 0;
+    for (int k = 0; k < 8; k++) best = lanes[k] > best ? lanes[k] : best;
+    int anybad = _mm256_movemask_ps(bad) != 0;
+    for (; i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!(a <= FLT_MAX)) anybad = 1;
+        else if (a > best) best = a;
+    }
+    *max_abs = best;
+    *nonfinite = anybad;
+}
+
+FLUX_TARGET_AVX2
+static void accumulate_avx2(const float *x, int n, double scale, int64_t *sums) {
+    const __m256d s = _mm256_set1_pd(scale), mg = _mm256_set1_pd(magic);
+    const __m256i base = _mm256_castpd_si256(mg);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), s);  // exact: a power-of-two scale
+        __m256i q = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, mg)), base);
+        __m256i acc = _mm256_loadu_si256((const __m256i *)(sums + i));
+        _mm256_storeu_si256((__m256i *)(sums + i), _mm256_add_epi64(acc, q));
+    }
+    for (; i < n; i++) sums[i] = wrapping_add(sums[i], round_to_int64((double)x[i] * scale));
+}
+#endif
+
+void flux_fixed_block_max(const float *x, int n, float *max_abs, int *nonfinite) {
+#if FLUX_HAVE_X86
+    if (flux_dispatch_avx2()) { block_max_avx2(x, n, max_abs, nonfinite); return; }
+#endif
+    block_max_portable(x, n, max_abs, nonfinite);
+}
+
+void flux_fixed_accumulate(const float *x, int n, double scale, int64_t *sums) {
+#if FLUX_HAVE_X86
+    if (flux_dispatch_avx2()) { accumulate_avx2(x, n, scale, sums); return; }
+#endif
+    accumulate_portable(x, n, scale, sums);
+}
+
+void flux_fixed_convert(const int64_t *sums, int n, double scale, float *out) {
+    for (int i = 0; i < n; i++) out[i] = (float)((double)sums[i] * scale);
+}

@@ -7,13 +7,7 @@ extension JobSpec {
     /// Reads a spec file; relative paths in it resolve against the file's folder.
     /// - Throws: `SpecError.unreadable` naming the path, or what `parse` throws.
     public static func load(path: String) throws(SpecError) -> JobSpec {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
-        }
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        let (text, folder) = try SpecDocument.read(path: path)
         return try parse(yaml: text, source: "'\(path)'", baseDirectory: folder)
     }
 
@@ -33,16 +27,8 @@ extension JobSpec {
     public static func parse(
         yaml: String, source: String = "job spec", baseDirectory: URL? = nil
     ) throws(SpecError) -> JobSpec {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch {
-            throw .malformed(source: source, reason: "\(error)")
-        }
         let log = IssueLog()
-        guard let root, let top = Section(root, path: "", keys: Keys.top, log: log) else {
-            throw .malformed(source: source, reason: "expected a mapping of keys to values such as 'name: quickstart'")
-        }
+        let top = try SpecDocument.top(yaml: yaml, source: source, keys: Keys.top, log: log, example: "name: quickstart")
 
         let name = readName(top)
         var modelConfig = readModel(top, base: baseDirectory)

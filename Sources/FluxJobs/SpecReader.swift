@@ -10,6 +10,35 @@ final class IssueLog {
     }
 }
 
+/// What job and sweep specs share before their own keys: reading the file, and opening the top-level mapping.
+enum SpecDocument {
+    /// A spec file's text and the folder its relative paths resolve against.
+    /// - Throws: `SpecError.unreadable` naming the path.
+    static func read(path: String) throws(SpecError) -> (text: String, folder: URL) {
+        do {
+            return (try String(contentsOfFile: path, encoding: .utf8), URL(fileURLWithPath: path).deletingLastPathComponent())
+        } catch {
+            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    /// The top-level mapping of `yaml`, its unknown keys reported to `log`.
+    /// - Parameter example: a first line of such a spec, for the message when the text is not a mapping.
+    /// - Throws: `SpecError.malformed` when the text is not YAML or not a mapping.
+    static func top(yaml: String, source: String, keys: [String], log: IssueLog, example: String) throws(SpecError) -> Section {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw .malformed(source: source, reason: "\(error)")
+        }
+        guard let root, let top = Section(root, path: "", keys: keys, log: log) else {
+            throw .malformed(source: source, reason: "expected a mapping of keys to values such as '\(example)'")
+        }
+        return top
+    }
+}
+
 /// A constraint on a value and the words that name it in messages ("≥ 1", "in (0, 1]").
 struct Rule<Value> {
     let text: String

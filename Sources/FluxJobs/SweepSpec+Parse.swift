@@ -6,13 +6,7 @@ extension SweepSpec {
     /// Reads a sweep spec file; relative paths in it resolve against the file's folder.
     /// - Throws: `SpecError.unreadable` naming the path, or what `parse` throws.
     public static func load(path: String) throws(SpecError) -> SweepSpec {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
-        }
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        let (text, folder) = try SpecDocument.read(path: path)
         return try parse(yaml: text, source: "'\(path)'", baseDirectory: folder)
     }
 
@@ -32,16 +26,8 @@ extension SweepSpec {
     public static func parse(
         yaml: String, source: String = "sweep spec", baseDirectory: URL? = nil
     ) throws(SpecError) -> SweepSpec {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: yaml)
-        } catch {
-            throw .malformed(source: source, reason: "\(error)")
-        }
         let log = IssueLog()
-        guard let root, let top = Section(root, path: "", keys: Keys.top, log: log) else {
-            throw .malformed(source: source, reason: "expected a mapping of keys to values such as 'kind: sweep'")
-        }
+        let top = try SpecDocument.top(yaml: yaml, source: source, keys: Keys.top, log: log, example: "kind: sweep")
 
         readKind(top)
         let name = JobSpec.readName(top)

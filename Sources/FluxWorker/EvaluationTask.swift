@@ -119,16 +119,9 @@ final class SweepCache: Sendable {
         if let hit = current.withLock({ $0?.yaml == specYAML ? $0?.sweep : nil }) { return hit }
         let spec = try SweepSpec.parse(yaml: specYAML, source: "the sweep spec")
         guard case let .path(folder) = spec.checkpoint else { throw EvaluationTaskError.unresolvedCheckpoint }
-        let base = URL(fileURLWithPath: folder)
-        let state: TrainingState
-        do {
-            state = try JSONDecoder().decode(TrainingState.self, from: Data(contentsOf: base.appendingPathComponent("state.json")))
-        } catch {
-            throw EvaluationTaskError.checkpoint(folder, "\(error)")
-        }
-        let config = try FluxViTConfig.parse(yaml: state.modelYAML, source: "\(folder)/state.json")
-        let model = try FluxViTModel(config: config, threads: threads)
-        try model.loadWeights(path: base.appendingPathComponent("model.safetensors").path)
+        // The checkpoint's own model (its state.json), with its weights, as `fluxctl eval` loads it.
+        let model = try TrainedModel.load(model: nil, weights: folder, threads: threads).model
+        let config = model.config
         let eval = try Manifest.load(path: spec.data.eval, root: spec.data.root)
         let chooseOn = try spec.data.chooseOn.map { try Manifest.load(path: $0, root: spec.data.root) }
         let sweep = Sweep(spec: spec, model: model, cells: try spec.cells(model: config), eval: eval, chooseOn: chooseOn)
@@ -140,13 +133,11 @@ final class SweepCache: Sendable {
 enum EvaluationTaskError: Error, CustomStringConvertible {
     case noSuchCell(Int, count: Int)
     case unresolvedCheckpoint
-    case checkpoint(String, String)
 
     var description: String {
         switch self {
         case let .noSuchCell(index, count): "cell \(index) does not exist: the sweep has \(count) cells"
         case .unresolvedCheckpoint: "the sweep's checkpoint names a job; the coordinator resolves it to a folder before assigning cells"
-        case let .checkpoint(folder, reason): "cannot read the checkpoint '\(folder)': \(reason)"
         }
     }
 }

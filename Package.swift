@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // System-library shims, found through pkg-config (design §2).
@@ -37,7 +38,8 @@ let package = Package(
         .target(name: "CFluxKernels", cSettings: kernelFlags),
         .target(name: "FluxTensor", dependencies: ["COpenBLAS", "CFluxKernels"]),
         .target(name: "FluxViT", dependencies: ["FluxTensor", .product(name: "Yams", package: "Yams")]),
-        .target(name: "FluxTraining", dependencies: ["FluxViT", "FluxFiles"]),
+        // SHA-256 of the parameters after a step (`step_hashes`, `fluxctl chaos`) comes from swift-crypto.
+        .target(name: "FluxTraining", dependencies: ["FluxViT", "FluxFiles", .product(name: "Crypto", package: "swift-crypto")]),
         // Video: FFmpeg demux, decode and seek; sampling; transforms; manifests; the synthetic dataset writer.
         .target(name: "FluxVideo", dependencies: ["FluxTensor", "CFFmpeg"]),
 

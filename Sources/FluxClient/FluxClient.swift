@@ -159,6 +159,12 @@ public final class FluxClient {
         return reply.events
     }
 
+    /// A job's step hashes (`step_hashes`), by step, and the steps reported again with other bits.
+    public func hashes(_ job: JobID) throws(ClientError) -> HashesReply {
+        guard case let .hashesReply(reply) = try request(.hashes(HashesRequest(job: job))) else { throw .unexpected("to hashes") }
+        return reply
+    }
+
     /// A job's checkpoints.
     public func checkpoints(_ job: JobID) throws(ClientError) -> [CheckpointInfo] {
         guard case let .checkpointsReply(reply) = try request(.checkpoints(CheckpointsRequest(job: job))) else {

@@ -136,8 +136,13 @@ public final class RingCommunicator {
         }
     }
 
-    /// Closes the sockets (dropping anything unsent) and stops the handler it started. Idempotent.
-    public func close() {
+    /// Closes the sockets and stops the handler it started. Idempotent.
+    ///
+    /// - Parameter flushing: how long frames still queued for the right neighbour may take to leave. The default
+    ///   drops them (a broken or superseded ring); a rank that completed the job's last operation flushes, since
+    ///   its neighbours may still be reading what it sent.
+    public func close(flushing: Duration = .zero) {
+        if flushing > .zero { try? push?.set(.linger(flushing)) }
         pull?.stopMonitor()
         push?.stopMonitor()
         leftMonitor?.close()

@@ -322,6 +322,16 @@ private struct Shell {
                 pendingWorkers.insert(id)
             case let .sendCheckpoint(worker, job, step):
                 sendCheckpoint(job: job, step: step, to: worker)
+            case let .storeStepHashes(job, worker, hashes):
+                do {
+                    for mismatch in try store.addStepHashes(job: job, worker: worker, hashes: hashes) {
+                        let text = "step \(mismatch.step) reported again with other bits: \(mismatch.reported.prefix(16))… by \(worker), first \(mismatch.first.prefix(16))…"
+                        logger.warning("\(job): \(text)")
+                        pendingEvents.append((job, "hash_mismatch", worker, text))
+                    }
+                } catch {
+                    logger.error("\(job): step hashes from \(worker) not stored: \(error)")
+                }
             case let .storeCellResult(_, unit, worker, finished):
                 pendingResults.append(CellResultRow(unit: unit, worker: worker, result: finished))
             case let .sweepFinished(job):
@@ -439,6 +449,10 @@ private struct Shell {
             case let .events(request):
                 guard machine.jobs[request.job] != nil else { return notFound(request.job, "events") }
                 return .eventsReply(EventsReply(job: request.job, events: try store.events(job: request.job)))
+            case let .hashes(request):
+                guard machine.jobs[request.job] != nil else { return notFound(request.job, "hashes") }
+                let stored = try store.stepHashes(job: request.job)
+                return .hashesReply(HashesReply(job: request.job, hashes: stored.hashes, mismatches: stored.mismatches))
             case let .checkpoints(request):
                 guard machine.jobs[request.job] != nil else { return notFound(request.job, "checkpoints") }
                 return .checkpointsReply(CheckpointsReply(job: request.job, checkpoints: try store.checkpoints(job: request.job)))
@@ -496,6 +510,8 @@ private struct Shell {
         return JobStatus(job: job.id, name: job.requirements.name, kind: .training, state: job.state,
                   generation: job.generation == 0 ? nil : job.generation, workers: job.members.count, done: job.done,
                   total: job.total, message: job.message, losses: job.losses, rate: job.rate,
-                  committedStep: job.committedStep, notReproducible: job.notReproducible)
+                  committedStep: job.committedStep, notReproducible: job.notReproducible,
+                  recoveries: job.recoveries?.count, recoveryP50: job.recoveryPercentiles?.p50,
+                  recoveryP95: job.recoveryPercentiles?.p95)
     }
 }

@@ -119,6 +119,18 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var sweep: SweepProgress?
     /// `reduction: exact` only: why the job stopped being bit-reproducible (said once, in events and status).
     public var notReproducible: String?
+    /// Since when the ring is disrupted (a worker lost, leaving or admitted, a broken ring, a coordinator restart):
+    /// the recovery ends with the first step of the ring formed after it. Seconds on the machine's clock.
+    public var disruptedAt: Double?
+    /// Each recovery's duration in seconds, oldest first (at most 1,000; nil until the first).
+    public var recoveries: [Double]?
+
+    /// The median and 95th percentile of `recoveries` (nearest rank), nil before the first.
+    public var recoveryPercentiles: (p50: Double, p95: Double)? {
+        guard let times = recoveries?.sorted(), !times.isEmpty else { return nil }
+        func rank(_ p: Double) -> Double { times[max(0, Int((p * Double(times.count)).rounded(.up)) - 1)] }
+        return (rank(0.5), rank(0.95))
+    }
 
     /// A new queued job.
     public init(id: JobID, requirements: JobRequirements, sequence: Int) {
@@ -158,6 +170,8 @@ public enum CoordinatorAction: Sendable, Equatable {
     case persistWorker(WorkerID)
     /// Send the job's newest stored checkpoint to this worker (it resumes from it; no member holds the state).
     case sendCheckpoint(WorkerID, JobID, step: Int)
+    /// Store rank 0's step hashes (the first hash of a step stays; a different one for the same step is a mismatch).
+    case storeStepHashes(JobID, worker: WorkerID, [StepHash])
     /// Store a sweep unit's scores, in the same transaction as the job row that marks it done.
     case storeCellResult(JobID, unit: Int, worker: WorkerID, TaskFinished)
     /// Every unit of a sweep is done: write its report and plot to the job's artifacts.
@@ -215,6 +229,8 @@ public struct CoordinatorMachine: Sendable {
         for var job in restored {
             // Times of the previous process's clock mean nothing on this one: the grace period starts again.
             if job.belowMinSince != nil { job.belowMinSince = now }
+            // A restart interrupts what the coordinator sees of a running job; it recovers at its next reported step.
+            job.disruptedAt = job.state == .running && job.sweep == nil ? now : nil
             if var sweep = job.sweep {
                 for unit in sweep.running.keys { sweep.running[unit] = sweep.running[unit]!.map { .init(worker: $0.worker, since: now) } }
                 job.sweep = sweep
@@ -343,7 +359,8 @@ public struct CoordinatorMachine: Sendable {
         }
         switch message {
         case let .commit(commit): actions += committed(commit, by: id, now: now)
-        case let .progress(report): progressed(report, by: id)
+        case let .progress(report): actions += progressed(report, by: id, now: now)
+        case let .stepHashes(report): actions += stepHashes(report, by: id)
         case let .ringBroken(report): actions += ringBroken(report, by: id, now: now)
         case let .leave(leave): actions += left(leave, by: id, now: now)
         case let .taskFinished(finished): actions += taskFinished(finished, by: id, now: now)
@@ -370,6 +387,7 @@ public struct CoordinatorMachine: Sendable {
         let joiners = job.joining
         job.members += joiners
         job.joining = []
+        job.disruptedAt = job.disruptedAt ?? now
         jobs[job.id] = job
         var actions: [CoordinatorAction] = joiners.map {
             .event(job.id, kind: "joined", worker: $0, text: "\($0) admitted at the commit of step \(commit.step)")
@@ -378,8 +396,21 @@ public struct CoordinatorMachine: Sendable {
         return actions
     }
 
-    private mutating func progressed(_ report: ProgressReport, by id: WorkerID) {
-        guard var job = jobs[report.job], job.state == .running, job.members.first == id else { return }
+    private mutating func progressed(_ report: ProgressReport, by id: WorkerID, now: Double) -> [CoordinatorAction] {
+        guard var job = jobs[report.job], job.state == .running, job.members.first == id else { return [] }
+        var actions: [CoordinatorAction] = []
+        // The first step of the current generation ends a recovery (a report of an older ring does not).
+        if let since = job.disruptedAt, report.generation == job.generation {
+            let seconds = max(0, now - since)
+            var times = job.recoveries ?? []
+            times.append(seconds)
+            if times.count > 1000 { times.removeFirst(times.count - 1000) }
+            job.recoveries = times
+            job.disruptedAt = nil
+            actions += [.persistJob(job.id), .event(job.id, kind: "recovered", worker: nil, text: String(
+                format: "recovered in %.2f s: step %d done by generation %llu (%d rank(s))", seconds, report.done,
+                job.generation, job.members.count))]
+        }
         job.done = report.done
         job.total = report.total
         if let loss = report.loss {
@@ -388,10 +419,19 @@ public struct CoordinatorMachine: Sendable {
         }
         job.rate = report.rate
         jobs[job.id] = job
+        return actions
+    }
+
+    private func stepHashes(_ report: StepHashes, by id: WorkerID) -> [CoordinatorAction] {
+        // From a worker that held the job's state (a rank of some generation); the store keeps the first per step.
+        guard let job = jobs[report.job], job.sweep == nil, job.trained.contains(id) || job.members.contains(id),
+              !report.hashes.isEmpty else { return [] }
+        return [.storeStepHashes(job.id, worker: id, report.hashes)]
     }
 
     private mutating func ringBroken(_ report: RingBroken, by id: WorkerID, now: Double) -> [CoordinatorAction] {
         guard let job = jobs[report.job], job.state == .running, report.generation == job.generation else { return [] }
+        jobs[job.id]?.disruptedAt = job.disruptedAt ?? now
         var actions: [CoordinatorAction] = [
             .event(job.id, kind: "rollback", worker: id,
                    text: "rank \(report.rank) (\(id)) rolled back to its last commit: \(report.reason)")
@@ -414,6 +454,7 @@ public struct CoordinatorMachine: Sendable {
         workers[id]?.job = nil
         workers[id]?.task = nil
         guard var job = jobs[leave.job], !job.isTerminal else { return [.persistWorker(id)] }
+        if job.members.contains(id) { job.disruptedAt = job.disruptedAt ?? now }
         job.members.removeAll { $0 == id }
         job.joining.removeAll { $0 == id }
         jobs[job.id] = job
@@ -443,6 +484,7 @@ public struct CoordinatorMachine: Sendable {
               job.members.contains(id) || job.joining.contains(id) else { return [] }
         if failed.retryable {
             // The worker gave up its task (a local problem): drop it from the job and go on without it.
+            if job.members.contains(id) { jobs[job.id]?.disruptedAt = job.disruptedAt ?? now }
             workers[id]?.job = nil
             jobs[job.id]?.members.removeAll { $0 == id }
             jobs[job.id]?.joining.removeAll { $0 == id }
@@ -510,6 +552,7 @@ public struct CoordinatorMachine: Sendable {
             return []
         }
         let wasMember = job.members.contains(id)
+        if wasMember { job.disruptedAt = job.disruptedAt ?? now }
         job.members.removeAll { $0 == id }
         job.joining.removeAll { $0 == id }
         job.trained.remove(id)  // if it comes back, it is a new process without the state

@@ -87,6 +87,18 @@ public final class Store: Sendable {
                 t.primaryKey(["job", "unit"])
             }
         }
+        migrator.registerMigration("v4: step hashes") { db in
+            // Keyed by the hash too: a step reported again with other bits (a redone step that came out different)
+            // is kept beside the first, which is the step's hash.
+            try db.create(table: "step_hashes") { t in
+                t.column("job", .text).notNull()
+                t.column("step", .integer).notNull()
+                t.column("sha256", .text).notNull()
+                t.column("worker", .text).notNull()
+                t.column("time_ms", .integer).notNull()
+                t.primaryKey(["job", "step", "sha256"])
+            }
+        }
         return migrator
     }
 
@@ -151,6 +163,46 @@ public final class Store: Sendable {
                     arguments: [worker.id.rawValue, worker.publicKey, now, worker.dataEndpoint, worker.pid, worker.host,
                                 state])
             }
+        }
+    }
+
+    /// Stores rank 0's step hashes; returns each step that this call gave a second, different hash, with the first.
+    public func addStepHashes(
+        job: JobID, worker: WorkerID, hashes: [StepHash]
+    ) throws(CoordinatorError) -> [(step: Int, first: String, reported: String)] {
+        try write { db in
+            var mismatches: [(Int, String, String)] = []
+            for hash in hashes {
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO step_hashes (job, step, sha256, worker, time_ms) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [job.rawValue, hash.step, hash.sha256, worker.rawValue, hash.timeMS])
+                guard db.changesCount > 0 else { continue }
+                let first = try String.fetchOne(db, sql: """
+                    SELECT sha256 FROM step_hashes WHERE job = ? AND step = ? ORDER BY rowid LIMIT 1
+                    """, arguments: [job.rawValue, hash.step])
+                if let first, first != hash.sha256 { mismatches.append((hash.step, first, hash.sha256)) }
+            }
+            return mismatches
+        }
+    }
+
+    /// A job's step hashes: the first stored for each step, by step; and the steps that also got another one.
+    public func stepHashes(job: JobID) throws(CoordinatorError) -> (hashes: [StepHash], mismatches: [Int]) {
+        try read { db in
+            var hashes: [StepHash] = []
+            var mismatches: [Int] = []
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT step, sha256, time_ms FROM step_hashes WHERE job = ? ORDER BY step, rowid
+                """, arguments: [job.rawValue])
+            for row in rows {
+                let step: Int = row["step"]
+                if hashes.last?.step == step {
+                    if mismatches.last != step { mismatches.append(step) }
+                    continue
+                }
+                hashes.append(StepHash(step: step, sha256: row["sha256"], timeMS: row["time_ms"]))
+            }
+            return (hashes, mismatches)
         }
     }
 

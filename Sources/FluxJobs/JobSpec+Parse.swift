@@ -45,19 +45,20 @@ extension JobSpec {
         let reduction = top.value("reduction", required: false, expected: "'exact' or 'fast'") {
             $0.scalar.flatMap { GradientReduction(rawValue: $0.string) }
         } ?? .fast
+        let stepHashes = top.bool("step_hashes")
 
         guard log.issues.isEmpty, let name, let modelConfig, let initialWeights, let data, let training, let workers
         else { throw .invalid(source: source, issues: log.issues) }
         return JobSpec(
             name: name, modelConfig: modelConfig, initialWeights: initialWeights, data: data, training: training,
             workers: workers, commitEvery: commitEvery, checkpointEvery: checkpointEvery, ringSecurity: ringSecurity,
-            priority: priority, reduction: reduction)
+            priority: priority, reduction: reduction, stepHashes: stepHashes)
     }
 
     /// The known keys of each section, in document order.
     enum Keys {
         static let top = ["name", "model", "init", "data", "train", "workers", "commit_every", "checkpoint_every",
-                          "ring_security", "priority", "reduction"]
+                          "ring_security", "priority", "reduction", "step_hashes"]
         static let initialWeights = ["seed", "checkpoint"]
         static let data = ["train", "val", "root", "synthetic"]
         static let train = ["global_batch", "steps", "epochs", "seed", "lr", "final_lr", "warmup", "weight_decay",

@@ -53,6 +53,7 @@ extension JobSpec {
             "ring_security: \(ringSecurity.rawValue)",
             "priority: \(priority)",
             "reduction: \(reduction.rawValue)",
+            "step_hashes: \(stepHashes)",
         ]
         // Budgets travel in the model mapping, which already holds any train.budgets override.
         return lines.joined(separator: "\n") + "\n"

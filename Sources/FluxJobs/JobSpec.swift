@@ -30,12 +30,16 @@ public struct JobSpec: Sendable, Equatable {
     public var priority: Int
     /// How gradients are summed: `exact` gives the same bits on any number of workers (issue 12).
     public var reduction: GradientReduction = .fast
+    /// Rank 0 sends the SHA-256 of the parameters after every step (`fluxctl chaos` compares them); default on
+    /// with `reduction: exact`, whose bits they prove, off with `fast`.
+    public var stepHashes: Bool
 
     /// Creates a spec from values that are already valid; `parse` is the checked way in.
     public init(
         name: String, modelConfig: FluxViTConfig, initialWeights: InitialWeights = .seed(0), data: DataSource,
         training: Training, workers: WorkerRange, commitEvery: Int = 10, checkpointEvery: Int = 0,
-        ringSecurity: RingSecurityMode = .curve, priority: Int = 0, reduction: GradientReduction = .fast
+        ringSecurity: RingSecurityMode = .curve, priority: Int = 0, reduction: GradientReduction = .fast,
+        stepHashes: Bool? = nil
     ) {
         self.name = name
         self.modelConfig = modelConfig
@@ -48,6 +52,7 @@ public struct JobSpec: Sendable, Equatable {
         self.ringSecurity = ringSecurity
         self.priority = priority
         self.reduction = reduction
+        self.stepHashes = stepHashes ?? (reduction == .exact)
     }
 
     /// The three training budgets, largest first (`modelConfig.budgets`).

@@ -35,6 +35,8 @@ public enum MessageType: String, Codable, Sendable, CaseIterable {
     case leave
     /// Worker → coordinator: a line of the job's log.
     case log
+    /// Worker → coordinator: rank 0's SHA-256 of the parameters after each step.
+    case stepHashes = "step_hashes"
 
     // Client ⇄ coordinator (the client endpoint).
     /// Client → coordinator: submit a job spec.
@@ -57,6 +59,10 @@ public enum MessageType: String, Codable, Sendable, CaseIterable {
     case workers
     /// Coordinator → client: the workers.
     case workersReply = "workers_reply"
+    /// Client → coordinator: ask for a job's step hashes.
+    case hashes
+    /// Coordinator → client: a job's step hashes.
+    case hashesReply = "hashes_reply"
     /// Client → coordinator: ask for a job's results.
     case results
     /// Coordinator → client: result rows.
@@ -178,6 +184,12 @@ public enum Message: Sendable, Equatable {
     case checkpoints(CheckpointsRequest)
     /// Coordinator → client: checkpoints.
     case checkpointsReply(CheckpointsReply)
+    /// Worker → coordinator: rank 0's step hashes.
+    case stepHashes(StepHashes)
+    /// Client → coordinator: a job's step hashes.
+    case hashes(HashesRequest)
+    /// Coordinator → client: a job's step hashes.
+    case hashesReply(HashesReply)
     /// A request could not be served.
     case error(ErrorReply)
 
@@ -216,6 +228,9 @@ public enum Message: Sendable, Equatable {
         case let .eventsReply(b): b
         case let .checkpoints(b): b
         case let .checkpointsReply(b): b
+        case let .stepHashes(b): b
+        case let .hashes(b): b
+        case let .hashesReply(b): b
         case let .error(b): b
         }
     }
@@ -260,6 +275,9 @@ extension MessageType {
         case .eventsReply: try .decoding(EventsReply.self, from: decoder, Message.eventsReply)
         case .checkpoints: try .decoding(CheckpointsRequest.self, from: decoder, Message.checkpoints)
         case .checkpointsReply: try .decoding(CheckpointsReply.self, from: decoder, Message.checkpointsReply)
+        case .stepHashes: try .decoding(StepHashes.self, from: decoder, Message.stepHashes)
+        case .hashes: try .decoding(HashesRequest.self, from: decoder, Message.hashes)
+        case .hashesReply: try .decoding(HashesReply.self, from: decoder, Message.hashesReply)
         case .error: try .decoding(ErrorReply.self, from: decoder, Message.error)
         }
     }

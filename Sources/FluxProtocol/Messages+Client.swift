@@ -73,13 +73,19 @@ public struct JobStatus: Codable, Hashable, Sendable {
     /// For a training job with `reduction: exact`: why its parameters are no longer bit-reproducible (its workers
     /// differ in thread count or kernels); nil while they are.
     public var notReproducible: String?
+    /// For a training job: how many recoveries it went through (a lost, added or leaving worker, a broken ring, a
+    /// coordinator restart), and their durations' median and 95th percentile in seconds (from the disruption the
+    /// coordinator saw to the first step of the ring formed after it); nil before the first.
+    public var recoveries: Int?
+    public var recoveryP50: Double?
+    public var recoveryP95: Double?
 
     /// A job's status.
     public init(
         job: JobID, name: String, kind: JobKind, state: JobState, generation: UInt64? = nil, workers: Int,
         done: Int, total: Int, message: String? = nil, losses: [Double]? = nil, rate: Double? = nil,
         committedStep: Int? = nil, running: Int? = nil, pending: Int? = nil, etaSeconds: Double? = nil,
-        notReproducible: String? = nil
+        notReproducible: String? = nil, recoveries: Int? = nil, recoveryP50: Double? = nil, recoveryP95: Double? = nil
     ) {
         self.job = job
         self.name = name
@@ -97,11 +103,15 @@ public struct JobStatus: Codable, Hashable, Sendable {
         self.pending = pending
         self.etaSeconds = etaSeconds
         self.notReproducible = notReproducible
+        self.recoveries = recoveries
+        self.recoveryP50 = recoveryP50
+        self.recoveryP95 = recoveryP95
     }
 
     enum CodingKeys: String, CodingKey {
         case job, name, kind, state, generation, workers, done, total, message, losses, rate, running, pending
         case committedStep = "committed_step", etaSeconds = "eta_seconds", notReproducible = "not_reproducible"
+        case recoveries, recoveryP50 = "recovery_p50_seconds", recoveryP95 = "recovery_p95_seconds"
     }
 }
 

@@ -443,15 +443,19 @@ public struct ProgressReport: HeaderOnlyBody {
     public var loss: Double?
     /// Units per second over the last report interval.
     public var rate: Double?
+    /// Training: the ring generation of the step reported (the coordinator times recoveries by it).
+    public var generation: UInt64?
 
     /// A progress report.
-    public init(job: JobID, task: TaskID, done: Int, total: Int, loss: Double? = nil, rate: Double? = nil) {
+    public init(job: JobID, task: TaskID, done: Int, total: Int, loss: Double? = nil, rate: Double? = nil,
+                generation: UInt64? = nil) {
         self.job = job
         self.task = task
         self.done = done
         self.total = total
         self.loss = loss
         self.rate = rate
+        self.generation = generation
     }
 
     /// Requires non-negative counts.

@@ -19,6 +19,8 @@ struct Link {
     var socket: Socket?
     /// The running task and its last commit, for re-registration.
     var runningTask: () -> (TaskRef, Int)? = { nil }
+    /// The running training task's committed step hashes, sent again after each registration.
+    var hashReplay: () -> Message? = { nil }
     var registered = false
     var heartbeatInterval: Double
     var misses = 3
@@ -116,6 +118,7 @@ struct Link {
                     logger.info("registered with the coordinator as \(id)")
                     // What the coordinator may have missed: the last checkpoint, then how the task ended.
                     if let checkpoint = pendingCheckpoint { send(.checkpoint(checkpoint)) }
+                    if let hashes = hashReplay() { send(hashes) }
                     if let final = pendingFinal { send(final.message) }
                 case let .checkpointSaved(saved):
                     if pendingCheckpoint?.job == saved.job, pendingCheckpoint?.step == saved.step { pendingCheckpoint = nil }

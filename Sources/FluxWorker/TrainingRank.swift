@@ -104,6 +104,15 @@ final class TrainingRank: @unchecked Sendable {
     let logger: Logger
     /// The step of the last commit, for re-registration after a coordinator restart.
     let committedStep = LockedValue(0)
+    /// The hashes of the steps this worker committed as rank 0 (`step_hashes`), sent again after a re-registration:
+    /// a coordinator that was down missed the ones sent meanwhile.
+    let committedHashes = LockedValue<(generation: UInt64, hashes: [StepHash])>((0, []))
+
+    /// Every committed step hash, for a coordinator this worker (re-)registered with; nil when there are none.
+    func hashReplay() -> Message? {
+        let (generation, hashes) = committedHashes.get()
+        return hashes.isEmpty ? nil : .stepHashes(StepHashes(job: job, generation: generation, hashes: hashes))
+    }
 
     init(job: JobID, specYAML: String, threads: Int, keys: CurveKeyPair?, dataEndpoint: String, logger: Logger,
          send: @escaping @Sendable (Message) -> Void) {
@@ -206,6 +215,9 @@ final class TrainingRank: @unchecked Sendable {
             log(String(format: "generation %llu: rank %d of %d from step %d (ready in %.2f s)", generation, formed.rank,
                        formed.worldSize, trainer.state.step, Date().timeIntervalSince(start)))
             var lastReport = Date.distantPast
+            // This generation's step hashes since its last commit (rolled back with the steps if the ring breaks).
+            var hashes: [StepHash] = []
+            let hashing = spec.stepHashes && formed.rank == 0
             var clips = 0
             var clock = Date()
             while trainer.state.step < run.totalSteps {
@@ -213,22 +225,37 @@ final class TrainingRank: @unchecked Sendable {
                 let report = try trainer.step()
                 clips += report.samples
                 let step = trainer.state.step
+                if hashing {
+                    hashes.append(StepHash(step: step, sha256: trainer.model.parameters.sha256(),
+                                           timeMS: Int64(Date().timeIntervalSince1970 * 1000)))
+                }
                 if report.skippedNonFinite {
                     log("step \(report.step): non-finite loss or gradient; step skipped by every rank", level: "warning")
                 }
                 if formed.rank == 0, Date().timeIntervalSince(lastReport) >= 0.2 || step == run.totalSteps {
                     let elapsed = Date().timeIntervalSince(clock)
                     send(.progress(ProgressReport(job: job, task: "train", done: step, total: run.totalSteps,
-                                                  loss: report.meanLoss, rate: Double(clips) / max(elapsed, 1e-9))))
+                                                  loss: report.meanLoss, rate: Double(clips) / max(elapsed, 1e-9),
+                                                  generation: generation)))
                     lastReport = Date()
                     if elapsed > 5 { clips = 0; clock = Date() }
                 }
                 if step % spec.commitEvery == 0 || step == run.totalSteps {
                     commit = trainer.commit()
                     committedStep.set(step)
+                    if !hashes.isEmpty {
+                        send(.stepHashes(StepHashes(job: job, generation: generation, hashes: hashes)))
+                        committedHashes.update { log in
+                            log.generation = generation
+                            log.hashes += hashes
+                            if log.hashes.count > 100_000 { log.hashes.removeFirst(log.hashes.count - 100_000) }
+                        }
+                        hashes = []
+                    }
                     logger.info("\(job): committed step \(step) (generation \(generation), rank \(formed.rank))")
                     send(.commit(Commit(job: job, generation: generation, rank: formed.rank, step: step)))
                     if mailbox.isLeaving, step < run.totalSteps {
+                        ringCommunicator.close(flushing: .seconds(2))
                         log("leaving at the commit of step \(step)")
                         send(.leave(Leave(job: job, step: step)))
                         mailbox.waitForStop(timeout: 5)
@@ -239,6 +266,8 @@ final class TrainingRank: @unchecked Sendable {
                     sendCheckpoint(trainer: trainer, generation: generation)
                 }
             }
+            // The last operation's frames may still be on their way to a neighbour: let them leave.
+            ringCommunicator.close(flushing: .seconds(2))
             if formed.rank == 0 { sendCheckpoint(trainer: trainer, generation: generation) }
             if let videos = run.videos, !videos.unreadable.isEmpty {
                 let first = videos.unreadable[0]
@@ -308,5 +337,6 @@ final class LockedValue<Value: Sendable>: @unchecked Sendable {
     private var value: Value
     init(_ value: Value) { self.value = value }
     func set(_ newValue: Value) { lock.withLock { value = newValue } }
+    func update(_ body: (inout Value) -> Void) { lock.withLock { body(&value) } }
     func get() -> Value { lock.withLock { value } }
 }

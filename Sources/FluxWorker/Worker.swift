@@ -187,6 +187,9 @@ public final class Worker: Service, Sendable {
                     link.runningTask = { [weak task] in
                         task.map { (TaskRef(job: $0.job, task: "train"), $0.committedStep.get()) }
                     }
+                    // Kept past the task's end: its last hashes went out just before `task_finished`, which a
+                    // coordinator that was down then also gets again.
+                    link.hashReplay = { task.hashReplay() }
                 case let .ringFormed(formed):
                     if let current = rank, current.job == formed.job { current.task.mailbox.announce(formed) }
                 case let .stopTask(stop):

@@ -234,3 +234,39 @@ final class SharedFlag: Sendable {
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
 }
+
+/// The last operation of a job: a rank that finished it and closes its ring at once must not take frames its
+/// neighbour still needs with it. (A guard: here a plain close delivered them too, but libzmq promises nothing
+/// with linger 0, and the workers' last frames are what `close(flushing:)` is for.)
+@Suite struct RingCloseTests {
+    static func broadcastThenClose(ipc: Bool) -> [Bool] {
+        let job = JobID("job-close-\(getpid())")
+        let endpoints = ipc ? (0..<2).map { Ring.sameHostEndpoint(job: job, generation: 1, rank: $0) } : loopbackEndpoints(2)
+        let count = 4 << 20
+        return onThreads(2) { rank -> Bool in
+            do {
+                let context = try ZMQContext()
+                defer { context.close() }
+                let communicator = try RingCommunicator(context: context, ring: ringMember(rank, endpoints: endpoints, job: job))
+                // The root's part ends once its frames are queued; the receiver, slow to start, still reads them.
+                if rank == 0 { Thread.sleep(forTimeInterval: 0.3) }
+                var values = [Float](repeating: rank == 1 ? 3 : 0, count: count)
+                try values.withUnsafeMutableBufferPointer { buffer throws(CollectiveError) in
+                    try communicator.broadcast(buffer, root: 1)
+                }
+                if rank == 1 {
+                    communicator.close(flushing: .seconds(5))
+                    return true
+                }
+                communicator.close()
+                return values.allSatisfy { $0 == 3 }
+            } catch {
+                return false
+            }
+        }
+    }
+
+    @Test(arguments: [false, true]) func broadcast_rootClosesAtOnceFlushing_receiverGetsEveryFrame(ipc: Bool) {
+        for _ in 0..<3 { #expect(Self.broadcastThenClose(ipc: ipc) == [true, true]) }
+    }
+}

@@ -34,3 +34,24 @@ import Testing
         #expect(workers.count == 1 && workers[0].id == "w0" && workers[0].state == "alive" && workers[0].pid == 42)
     }
 }
+
+extension StoreTests {
+    @Test func stepHashes_firstPerStepKept_anotherHashIsAMismatch_repeatsAreNot() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("flux-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = try Store(path: folder.appendingPathComponent("coordinator.sqlite").path)
+        let a = String(repeating: "a", count: 64), b = String(repeating: "b", count: 64)
+        let first = try store.addStepHashes(job: "j1", worker: "w0", hashes: [
+            StepHash(step: 1, sha256: a, timeMS: 10), StepHash(step: 2, sha256: a, timeMS: 20)])
+        #expect(first.isEmpty)
+        // The same hashes again (a replay after a coordinator restart): nothing new.
+        #expect(try store.addStepHashes(job: "j1", worker: "w0", hashes: [StepHash(step: 2, sha256: a, timeMS: 30)]).isEmpty)
+        let again = try store.addStepHashes(job: "j1", worker: "w1", hashes: [StepHash(step: 2, sha256: b, timeMS: 40)])
+        #expect(again.count == 1 && again.first?.step == 2 && again.first?.first == a && again.first?.reported == b)
+        let stored = try store.stepHashes(job: "j1")
+        #expect(stored.hashes.map(\.step) == [1, 2] && stored.hashes.map(\.sha256) == [a, a])
+        #expect(stored.mismatches == [2])
+        #expect(try store.stepHashes(job: "j2").hashes.isEmpty)
+    }
+}

@@ -218,7 +218,7 @@ import Testing
         IssueCase("name: t\n", "", "name", "required but missing"),
         IssueCase("name: t", "name: t\ncolour: red", "colour",
                   "unknown key; known keys: name, model, init, data, train, workers, commit_every, "
-                    + "checkpoint_every, ring_security, priority, reduction"),
+                    + "checkpoint_every, ring_security, priority, reduction, step_hashes"),
         IssueCase("model: fluxvit-small\n", "", "model", "required but missing"),
         IssueCase("model: fluxvit-small", "model: fluxvit-huge", "model",
                   "unknown preset 'fluxvit-huge'; known: fluxvit-base, fluxvit-small "

@@ -149,7 +149,7 @@ enum RandomMessage {
             return .progress(ProgressReport(
                 job: job(&r), task: task(&r), done: Int.random(in: 0...Int.max, using: &r),
                 total: Int.random(in: 0...Int.max, using: &r), loss: optional(&r) { double(&$0) },
-                rate: optional(&r) { double(&$0) }))
+                rate: optional(&r) { double(&$0) }, generation: optional(&r) { $0.next() }))
         case .taskFinished:
             let tensors = (0..<Int.random(in: 0...3, using: &r)).map { _ in
                 let shape = (0..<Int.random(in: 0...3, using: &r)).map { _ in Int.random(in: 0...5, using: &r) }
@@ -172,7 +172,9 @@ enum RandomMessage {
             return .statusReply(StatusReply(jobs: list(&r) { r in
                 JobStatus(job: job(&r), name: string(&r), kind: JobKind.allCases.randomElement(using: &r)!,
                           state: JobState(rawValue: string(&r)), generation: optional(&r) { $0.next() },
-                          workers: int(&r), done: int(&r), total: int(&r), message: optional(&r) { string(&$0) })
+                          workers: int(&r), done: int(&r), total: int(&r), message: optional(&r) { string(&$0) },
+                          recoveries: optional(&r) { int(&$0) }, recoveryP50: optional(&r) { double(&$0) },
+                          recoveryP95: optional(&r) { double(&$0) })
             }))
         case .logs:
             return .logs(LogsRequest(job: job(&r), after: r.next(), limit: Int.random(in: 1...Int.max, using: &r)))
@@ -211,6 +213,18 @@ enum RandomMessage {
             }))
         case .checkpoints:
             return .checkpoints(CheckpointsRequest(job: job(&r)))
+        case .stepHashes:
+            return .stepHashes(StepHashes(job: job(&r), generation: r.next(), hashes: list(&r) { r in
+                StepHash(step: Int.random(in: 1...Int.max, using: &r), sha256: digest(&r),
+                         timeMS: Int64.random(in: .min ... .max, using: &r))
+            }))
+        case .hashes:
+            return .hashes(HashesRequest(job: job(&r)))
+        case .hashesReply:
+            return .hashesReply(HashesReply(job: job(&r), hashes: list(&r) { r in
+                StepHash(step: Int.random(in: 1...Int.max, using: &r), sha256: digest(&r),
+                         timeMS: Int64.random(in: .min ... .max, using: &r))
+            }, mismatches: list(&r) { int(&$0) }))
         case .checkpointsReply:
             return .checkpointsReply(CheckpointsReply(job: job(&r), checkpoints: list(&r) { r in
                 CheckpointInfo(step: int(&r), path: string(&r), timeMS: Int64.random(in: .min ... .max, using: &r))
@@ -290,6 +304,9 @@ enum RandomMessage {
     }
 
     static func job(_ r: inout SplitMix) -> JobID { JobID(string(&r)) }
+    static func digest(_ r: inout SplitMix) -> String {
+        String((0..<64).map { _ in Array("0123456789abcdef").randomElement(using: &r)! })
+    }
     static func task(_ r: inout SplitMix) -> TaskID { TaskID(string(&r)) }
     static func taskRef(_ r: inout SplitMix) -> TaskRef { TaskRef(job: job(&r), task: task(&r)) }
 

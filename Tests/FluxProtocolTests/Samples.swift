@@ -35,6 +35,14 @@ enum Samples {
                                reason: "left neighbour's connection closed")),
         .ringBroken(RingBroken(job: "j-000042", generation: 4, rank: 0, disconnected: false, reason: "timeout")),
         .leave(Leave(job: "j-000042", step: 40)),
+        .stepHashes(StepHashes(job: "j-000042", generation: 4, hashes: [
+            StepHash(step: 11, sha256: String(repeating: "0f", count: 32), timeMS: 1_700_000_000_000),
+            StepHash(step: 12, sha256: String(repeating: "e3", count: 32), timeMS: 1_700_000_000_250),
+        ])),
+        .hashes(HashesRequest(job: "j-000042")),
+        .hashesReply(HashesReply(job: "j-000042", hashes: [
+            StepHash(step: 1, sha256: String(repeating: "ab", count: 32), timeMS: 1_700_000_000_000),
+        ], mismatches: [7])),
         .log(JobLog(job: "j-000042", level: "warning", text: "2 unreadable videos skipped")),
         .events(EventsRequest(job: "j-000042")),
         .eventsReply(EventsReply(job: "j-000042", events: [

@@ -16,7 +16,10 @@ extension SystemTests {
             let job = try cluster.submit(SystemData.spec(name: "exact-\(workers)", steps: steps, min: workers,
                                                          max: workers, reduction: "exact", security: security))
             try cluster.waitForSuccess(job, within: 180)
-            #expect(try cluster.status(job).workers == workers)
+            let status = try cluster.status(job)
+            let events = try cluster.client.events(job)
+            #expect(status.workers == workers,
+                    "\(status.message ?? "")\n\(events.map { "\($0.kind): \($0.text)" }.joined(separator: "\n"))\n\(cluster.logs())")
             return bits(try cluster.finalParameters(job))
         }
 

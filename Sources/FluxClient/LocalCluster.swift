@@ -69,10 +69,39 @@ public struct LocalCluster {
             }
             try fm.copyItem(atPath: keys.appendingPathComponent("client.pub").path, toFileIfMissing: directory.appendingPathComponent("clients.allow").path)
         }
-        // Worker folders: the existing ones, plus new ones up to the count asked for.
+        let folders = try makeWorkerFolders(count: max(workers, workerDirectories.count) + add, cluster: cluster)
+        if coordinatorPID == nil { try startCoordinator() }
+        let running = Set(workerPIDs.map(\.0.path))
+        for folder in folders where !running.contains(folder.path) {
+            try startWorker(in: folder, threadsPerWorker: threadsPerWorker, cluster: cluster)
+        }
+        return folders.count
+    }
+
+    /// Adds one worker to a running cluster (a new folder, key and allowlist line) without restarting any that
+    /// stopped; returns its pid.
+    public func addWorker(threadsPerWorker: Int) throws -> Int32 {
+        let cluster = try ClusterFile.load(stateDirectory: directory)
+        let folders = try makeWorkerFolders(count: workerDirectories.count + 1, cluster: cluster)
+        return try startWorker(in: folders.last!, threadsPerWorker: threadsPerWorker, cluster: cluster)
+    }
+
+    /// Starts the coordinator of this state dir (after it died); returns its pid.
+    @discardableResult
+    public func startCoordinator() throws -> Int32 {
+        let cluster = try ClusterFile.load(stateDirectory: directory)
+        var arguments = ["coordinator", "--state-dir", directory.path, "--worker-endpoint", cluster.workerEndpoint,
+                         "--client-endpoint", cluster.clientEndpoint]
+        if cluster.insecure { arguments.append("--insecure") }
+        return try spawn(arguments, log: "coordinator.log")
+    }
+
+    /// The existing worker folders, plus new ones (each with its key) up to `count`; the allowlist lists them all.
+    private func makeWorkerFolders(count: Int, cluster: ClusterFile) throws -> [URL] {
+        let fm = FileManager.default
+        let keys = directory.appendingPathComponent("keys")
         var folders = workerDirectories
-        let wanted = max(workers, folders.count) + add
-        while folders.count < wanted {
+        while folders.count < count {
             let folder = directory.appendingPathComponent("workers/w\(folders.count)")
             try fm.createDirectory(at: folder, withIntermediateDirectories: true)
             if !cluster.insecure {
@@ -90,22 +119,18 @@ public struct LocalCluster {
             }
             try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("workers.allow"), atomically: true, encoding: .utf8)
         }
-        if coordinatorPID == nil {
-            var arguments = ["coordinator", "--state-dir", directory.path, "--worker-endpoint", cluster.workerEndpoint,
-                             "--client-endpoint", cluster.clientEndpoint]
-            if cluster.insecure { arguments.append("--insecure") }
-            _ = try spawn(arguments, log: "coordinator.log")
-        }
-        let running = Set(workerPIDs.map(\.0.path))
-        for folder in folders.prefix(wanted) where !running.contains(folder.path) {
-            var arguments = ["worker", "--coordinator", cluster.workerEndpoint, "--state-dir", folder.path,
-                             "--data-endpoint", "ipc://\(Self.ringDirectory(for: directory))/\(folder.lastPathComponent)",
-                             "--threads", "\(threadsPerWorker)"]
-            if cluster.insecure { arguments.append("--insecure") }
-            let pid = try spawn(arguments, log: "\(folder.lastPathComponent).log")
-            try "\(pid)\n".write(to: folder.appendingPathComponent("worker.pid"), atomically: true, encoding: .utf8)
-        }
-        return wanted
+        return folders
+    }
+
+    @discardableResult
+    private func startWorker(in folder: URL, threadsPerWorker: Int, cluster: ClusterFile) throws -> Int32 {
+        var arguments = ["worker", "--coordinator", cluster.workerEndpoint, "--state-dir", folder.path,
+                         "--data-endpoint", "ipc://\(Self.ringDirectory(for: directory))/\(folder.lastPathComponent)",
+                         "--threads", "\(threadsPerWorker)"]
+        if cluster.insecure { arguments.append("--insecure") }
+        let pid = try spawn(arguments, log: "\(folder.lastPathComponent).log")
+        try "\(pid)\n".write(to: folder.appendingPathComponent("worker.pid"), atomically: true, encoding: .utf8)
+        return pid
     }
 
     /// A short folder for the workers' ring sockets (a Unix socket path holds at most 107 bytes).

@@ -168,7 +168,7 @@ func follow(client: FluxClient, job: JobID, quiet: Bool) throws {
         for event in try client.events(job) where event.id > lastEvent {
             lastEvent = event.id
             if !quiet, ["started", "generation", "worker_lost", "rollback", "joined", "left", "waiting", "failed",
-                        "not_reproducible"].contains(event.kind) {
+                        "not_reproducible", "recovered", "hash_mismatch"].contains(event.kind) {
                 if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 FileHandle.standardError.write(Data("  \(event.text)\n".utf8))
             }
@@ -287,6 +287,10 @@ struct StatusJSON: Encodable {
     var eta_seconds: Double?
     /// `reduction: exact` jobs: why they are no longer bit-reproducible, when they are not.
     var not_reproducible: String?
+    /// Training: recoveries so far and their durations' median and 95th percentile.
+    var recoveries: Int?
+    var recovery_p50_seconds: Double?
+    var recovery_p95_seconds: Double?
 }
 
 struct Status: ParsableCommand {
@@ -306,9 +310,15 @@ struct Status: ParsableCommand {
                     total_steps: status.total, generation: status.generation ?? 0, world_size: status.workers,
                     losses: status.losses ?? [], committed_step: status.committedStep, message: status.message,
                     kind: status.kind.rawValue, running: status.running, pending: status.pending,
-                    eta_seconds: status.etaSeconds, not_reproducible: status.notReproducible))
+                    eta_seconds: status.etaSeconds, not_reproducible: status.notReproducible,
+                    recoveries: status.recoveries, recovery_p50_seconds: status.recoveryP50,
+                    recovery_p95_seconds: status.recoveryP95))
             }
             print(statusLine(status))
+            if let count = status.recoveries, let p50 = status.recoveryP50, let p95 = status.recoveryP95 {
+                print(String(format: "recoveries: %d, p50 %.2f s, p95 %.2f s (fault seen → first step of the new ring)",
+                             count, p50, p95))
+            }
             if let why = status.notReproducible { print("not bit-reproducible: \(why)") }
         }
     }
@@ -348,13 +358,26 @@ func timeText(_ ms: Int64) -> String {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A job's events: generations, rollbacks, lost and joined workers.")
+    static let configuration = CommandConfiguration(abstract: "A job's events: generations, rollbacks, lost and joined workers, recoveries.")
     @Argument(help: "The job id.") var job: String
+    @Flag(help: "Also list the parameters' SHA-256 after every step (jobs with step_hashes), as `step_hash` events.")
+    var hashes = false
     @OptionGroup var cluster: ClusterOptions
 
     func run() throws {
         try reportingErrors {
-            let events = try cluster.client().events(JobID(rawValue: job))
+            let client = try cluster.client()
+            var events = try client.events(JobID(rawValue: job))
+            if hashes {
+                // Step hashes are kept beside the events (one row a step); listed among them by time.
+                let reply = try client.hashes(JobID(rawValue: job))
+                let steps = reply.hashes.map {
+                    JobEvent(id: 0, timeMS: $0.timeMS, kind: "step_hash",
+                             text: "step \($0.step): sha256 \($0.sha256)\(reply.mismatches.contains($0.step) ? " (also reported with other bits)" : "")")
+                }
+                events = (events + steps).enumerated().sorted { ($0.element.timeMS, $0.offset) < ($1.element.timeMS, $1.offset) }
+                    .map(\.element)
+            }
             if cluster.json { return try printJSON(events) }
             for event in events { print("\(timeText(event.timeMS)) \(pad(event.kind, 12))\(event.text)") }
         }

@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(name: "FluxCoordinatorTests", dependencies: ["FluxCoordinator", "FluxProtocol"]),
         .testTarget(
             name: "FluxSystemTests",
-            dependencies: ["FluxClient", "FluxProtocol", "FluxViT", "FluxTestKit", "FluxWire", "FluxSweep", "FluxCoordinator"]),
+            dependencies: ["FluxClient", "FluxProtocol", "FluxViT", "FluxTraining", "FluxTestKit", "FluxWire", "FluxSweep", "FluxCoordinator"]),
         .testTarget(
             name: "FluxProtocolTests",
             dependencies: ["FluxProtocol", .product(name: "PropertyBased", package: "swift-property-based")]),

@@ -2,6 +2,8 @@ import Foundation
 import FluxClient
 import FluxProtocol
 import FluxTestKit
+import FluxTraining
+import FluxViT
 import Testing
 
 extension SystemTests {
@@ -11,7 +13,19 @@ extension SystemTests {
             parameters.mapValues { $0.map(\.bitPattern) }
         }
 
-        static func run(workers: Int, steps: Int, security: String) throws -> [String: [UInt32]] {
+        /// `ParameterStore.sha256()` of a checkpoint's parameters: the tiny model's layout, filled from the tensors.
+        static func sha256(_ bits: [String: [UInt32]]) throws -> String {
+            let config = try FluxViTConfig.load(path: SystemData.repository.path + "/configs/models/tiny-motion.yaml")
+            let store = ParameterStore(config: config)
+            for slot in store.slots {
+                guard let values = bits[slot.name], values.count == slot.count else { return "missing \(slot.name)" }
+                for (i, value) in values.enumerated() { store.values[slot.offset + i] = Float(bitPattern: value) }
+            }
+            return store.sha256()
+        }
+
+        /// A job on `workers` workers: its final parameters' bits and its step hashes.
+        static func run(workers: Int, steps: Int, security: String) throws -> (bits: [String: [UInt32]], hashes: [StepHash]) {
             let cluster = try TestCluster(workers: workers)
             let job = try cluster.submit(SystemData.spec(name: "exact-\(workers)", steps: steps, min: workers,
                                                          max: workers, reduction: "exact", security: security))
@@ -20,17 +34,26 @@ extension SystemTests {
             let events = try cluster.client.events(job)
             #expect(status.workers == workers,
                     "\(status.message ?? "")\n\(events.map { "\($0.kind): \($0.text)" }.joined(separator: "\n"))\n\(cluster.logs())")
-            return bits(try cluster.finalParameters(job))
+            let hashes = try cluster.client.hashes(job)
+            #expect(hashes.mismatches.isEmpty)
+            return (bits(try cluster.finalParameters(job)), hashes.hashes)
         }
 
-        @Test(arguments: ["curve", "none"]) func oneToThreeWorkers_identicalParameters(security: String) throws {
-            let one = try Self.run(workers: 1, steps: 12, security: security)
-            #expect(!one.isEmpty)
-            for workers in [2, 3] {
-                let other = try Self.run(workers: workers, steps: 12, security: security)
-                let differing = one.keys.filter { one[$0] != other[$0] }.sorted()
-                #expect(differing.isEmpty, "\(workers) workers vs 1 (\(security)): \(differing.count) tensors differ, e.g. \(differing.prefix(3))")
+        @Test(arguments: ["curve", "none"]) func oneToFourWorkers_identicalHashesAfterEveryStep(security: String) throws {
+            let steps = 20
+            let one = try Self.run(workers: 1, steps: steps, security: security)
+            #expect(!one.bits.isEmpty)
+            #expect(one.hashes.map(\.step) == Array(1...steps), "one hash a step")
+            for workers in [2, 3, 4] {
+                let other = try Self.run(workers: workers, steps: steps, security: security)
+                let differing = zip(one.hashes, other.hashes).first { $0.sha256 != $1.sha256 }?.0.step
+                #expect(other.hashes.count == steps && differing == nil,
+                        "\(workers) workers vs 1 (\(security)): first differing step \(differing.map(String.init) ?? "none"), \(other.hashes.count) hashes")
+                let tensors = one.bits.keys.filter { one.bits[$0] != other.bits[$0] }.sorted()
+                #expect(tensors.isEmpty, "\(workers) workers vs 1 (\(security)): \(tensors.count) tensors differ, e.g. \(tensors.prefix(3))")
             }
+            // The last step's hash is the stored final checkpoint's.
+            #expect(try one.hashes.last?.sha256 == Self.sha256(one.bits))
         }
 
         @Test func sigkillOneOfThree_exact_matchesUndisturbedRunBitForBit() throws {
@@ -49,6 +72,7 @@ extension SystemTests {
             try cluster.waitForSuccess(job, within: 180)
             #expect(try cluster.client.events(job).contains { $0.kind == "rollback" })
             let disturbed = Self.bits(try cluster.finalParameters(job))
+            #expect(try cluster.client.hashes(job).mismatches.isEmpty, "redone steps give the same bits")
 
             let reference = try TestCluster(workers: 1)
             let undisturbed = try reference.submit(SystemData.spec(name: "exact-ref", steps: steps, min: 1, max: 1,

@@ -58,6 +58,10 @@ extension SystemTests {
                     "\(events.map(\.text))")
             #expect(events.contains { $0.kind == "rollback" })
             #expect(events.filter { $0.kind == "generation" }.count >= 2)
+            // The recovery was timed, and `fluxctl status` says how long it took.
+            #expect(events.contains { $0.kind == "recovered" }, "\(events.map(\.text))")
+            let status = try BuiltTool.run("fluxctl", ["status", job.rawValue, "--state-dir", cluster.directory.path])
+            #expect(status.stdout.contains("recoveries: ") && status.stdout.contains(", p50 ") && status.stdout.contains(" p95 "), "\(status.stdout)")
             // No survivor restarted: the same processes are alive.
             for (worker, pid) in pids where worker != victim {
                 #expect(LocalCluster.isAlive(pid), "survivor \(worker) (pid \(pid)) is not running")

@@ -127,6 +127,7 @@ commit_every: {commit}
 checkpoint_every: 0
 ring_security: {security}
 reduction: {reduction}
+step_hashes: false
 """
 
 

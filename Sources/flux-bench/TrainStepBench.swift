@@ -46,16 +46,19 @@ struct TrainStepBench: ParsableCommand {
             residentAfterStep.append(residentBytes())
         }
         let rss = peakResidentBytes()
+        // What `step_hashes` adds to rank 0's step: the SHA-256 of every parameter.
+        let (hashMedian, _) = try medianSeconds(runs: runs, warmup: 1) { _ = p.sha256() }
         if json {
             try printJSON([
                 "bench": "train_step", "preset": preset, "median_s": median, "runs_s": all, "peak_rss_bytes": rss,
                 "frames": frames, "size": size, "budgets": budgetList, "batch": batch, "threads": threads, "loss": loss,
-                "rss_after_step_bytes": residentAfterStep,
+                "rss_after_step_bytes": residentAfterStep, "parameter_sha256_s": hashMedian, "parameters": p.count,
             ])
         } else {
             print("""
                 train-step \(preset) batch \(batch) · \(frames)×\(size)² · budgets \(budgetList) · \(threads) threads
                   median \(String(format: "%.3f", median)) s over \(runs) steps · peak RSS \(String(format: "%.2f", Double(rss) / 1e9)) GB · loss \(String(format: "%.3f", loss))
+                  parameter SHA-256 (step_hashes) \(String(format: "%.3f", hashMedian)) s for \(p.count) parameters
                 """)
         }
     }

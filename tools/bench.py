@@ -214,6 +214,18 @@ def elastic_section(python: Path | None, records: list[dict]) -> None:
     records += scaling
     print(f"FluxViT-S scaling, 1 thread a worker: 1 worker {scaling[0]['clips_per_s']:.2f} clips/s, 2 workers "
           f"{scaling[1]['clips_per_s']:.2f} clips/s: {scaling[1]['speedup']:.2f}× (target ≥ 1.85×)", flush=True)
+    # Issue 12: reduction exact beside fast, FluxViT-S on 2 workers × 1 thread, at the model's standard input and at a
+    # small one where the all-reduce weighs most.
+    for frames, size, commit in ((8, 224, 1), (4, 112, 3)):
+        cost = json.loads(subprocess.run(
+            [sys.executable, str(ROOT / "tools/elastic_bench.py"), "--reduction-cost", "--security", "none", "--json",
+             "--frames", str(frames), "--size", str(size), "--commit-every", str(commit)],
+            check=True, stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1])
+        records += cost
+        fast, exact = cost
+        print(f"reduction, FluxViT-S {frames}×{size}², 2 workers × 1 thread: fast {fast['step_s']:.3f} s/step, exact "
+              f"{exact['step_s']:.3f} s/step: {exact['time_ratio']:.3f}× (target ≤ 1.05×), "
+              f"{exact['wire_ratio']:.4f}× the bytes (target ≤ 2×)", flush=True)
     for rec in run_json([str(BENCH), "coordinator", "--json"]):
         records.append(rec)
         print(f"coordinator: {rec['dispatches_per_s']:.0f} task dispatches/s (target ≥ 2,000); 64 heartbeating workers "

@@ -223,13 +223,22 @@ public final class Trainer {
         var exponents = [Float](repeating: FixedPointGradients.zeroExponent,
                                 count: FixedPointGradients.blockCount(count))
         let mySlots = Self.slots(rank: reducer.rank, worldSize: reducer.worldSize, slots: slotCount)
-        if slotStore.count < mySlots.count * count { slotStore = [Float](repeating: 0, count: mySlots.count * count) }
+        // Every slot's gradient but the last waits in `slotStore` for the exponents; the last stays in place.
+        let stored = max(0, mySlots.count - 1) * count
+        if slotStore.count < stored { slotStore = [Float](repeating: 0, count: stored) }
         var computed = 0
+        var lastInPlace = false
         for slot in mySlots {
             let batch = try source.batch(epoch: state.epoch, step: state.stepInEpoch, rank: slot, worldSize: slotCount,
                                          globalBatch: config.globalBatch, plan: plan)
             skipped += batch.skipped.count
             guard !batch.samples.isEmpty else { continue }
+            if lastInPlace {
+                slotStore.withUnsafeMutableBufferPointer { store in
+                    (store.baseAddress! + computed * count).update(from: params.gradients, count: count)
+                }
+                computed += 1
+            }
             params.gradients.update(repeating: 0, count: count)
             let loss = try FluxStep.accumulateGradients(
                 model: model, video: Tensor.stacked(batch.samples.map(\.clip)), labels: batch.samples.map(\.label),
@@ -239,10 +248,7 @@ public final class Trainer {
             for (i, term) in loss.terms.enumerated() { totals.lossSums[i] += term }
             if loss.nonFiniteBudget != nil { totals.nonFinite = 1 }
             FixedPointGradients.mergeExponents(of: params.gradients, count: count, into: &exponents)
-            slotStore.withUnsafeMutableBufferPointer { store in
-                (store.baseAddress! + computed * count).update(from: params.gradients, count: count)
-            }
-            computed += 1
+            lastInPlace = true
         }
         // The totals (sample count exact, loss sums for the log, the non-finite flag) ride on the fp32 path.
         try reducer.allReduce(gradients: params.gradients, count: 0, totals: &totals)
@@ -257,6 +263,10 @@ public final class Trainer {
                     for slot in 0..<computed {
                         FixedPointGradients.accumulate(store.baseAddress! + slot * count, count: count,
                                                        exponents: exponents, into: sums.baseAddress!)
+                    }
+                    if lastInPlace {
+                        FixedPointGradients.accumulate(params.gradients, count: count, exponents: exponents,
+                                                       into: sums.baseAddress!)
                     }
                 }
             }

@@ -85,12 +85,22 @@ public final class MP4VideoWriter {
         if encoderName == "libx264" {
             av_dict_set(&options, "preset", "veryfast", 0)
             av_dict_set(&options, "crf", "18", 0)
+            // No macroblock tree: libx264's AVX-512 version of it (x264 core 164) encodes the same small frames
+            // differently from one file to the next, by what earlier files left in memory. Without it the encode
+            // depends on the frames alone (and AVX2 and AVX-512 machines write the same bytes).
+            av_dict_set(&options, "mbtree", "0", 0)
         } else {
             // A fixed quantizer: small moving shapes must survive the encode for motion to stay learnable.
             codec.pointee.flags |= AV_CODEC_FLAG_QSCALE
             codec.pointee.global_quality = 3 * FF_QP2LAMBDA
         }
         try check(avcodec_open2(codec, encoder, &options), "avcodec_open2(\(encoderName))")
+        // avcodec_open2 leaves the options it did not take in the dictionary; an ignored one would silently undo
+        // the settings above (the deterministic encode among them).
+        if let left = av_dict_get(options, "", nil, AV_DICT_IGNORE_SUFFIX) {
+            throw VideoError.encodeFailed(path: path, call: "avcodec_open2(\(encoderName))",
+                                          reason: "option '\(String(cString: left.pointee.key))' not recognised")
+        }
         try check(avcodec_parameters_from_context(stream.pointee.codecpar, codec), "avcodec_parameters_from_context")
         stream.pointee.time_base = codec.pointee.time_base
         stream.pointee.avg_frame_rate = codec.pointee.framerate

@@ -5,7 +5,8 @@ import Foundation
 /// Layout of the folder: `videos/NNNNN.mp4` (one encoded file per video), `train.csv` and `val.csv`
 /// (`path,label` with a header, paths relative to the folder, a per-class split), and `classes.txt` (one
 /// `MotionClass` name a line, in label order). Video `c·N + n` is the n-th video of class c; its pixels depend only
-/// on (seed, video index, class), so the same request always writes the same frames.
+/// on (seed, video index, class), so the same request always writes the same frames (and, on one machine, the same
+/// file bytes).
 public struct SyntheticVideoDataset: Sendable {
     /// Number of classes K (1 … `MotionClass.maximumCount`).
     public var classes: Int

@@ -35,6 +35,7 @@ data: {{synthetic: 100000}}
 train: {{global_batch: 12, steps: 100000, seed: 7, lr: 3e-3, warmup: 5, layer_decay: 1}}
 workers: {{min: 2, max: 3}}
 commit_every: 1
+reduction: fast
 checkpoint_every: 0
 """
 

@@ -44,7 +44,7 @@ extension JobSpec {
         let priority = top.int("priority") ?? 0
         let reduction = top.value("reduction", required: false, expected: "'exact' or 'fast'") {
             $0.scalar.flatMap { GradientReduction(rawValue: $0.string) }
-        } ?? .fast
+        } ?? .exact
         let stepHashes = top.bool("step_hashes")
 
         guard log.issues.isEmpty, let name, let modelConfig, let initialWeights, let data, let training, let workers

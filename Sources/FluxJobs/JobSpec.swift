@@ -28,8 +28,9 @@ public struct JobSpec: Sendable, Equatable {
     public var ringSecurity: RingSecurityMode
     /// Higher runs first.
     public var priority: Int
-    /// How gradients are summed: `exact` gives the same bits on any number of workers (issue 12).
-    public var reduction: GradientReduction = .fast
+    /// How gradients are summed: `exact` (the default) gives the same bits on any number of workers (issue 12);
+    /// `fast` sums fp32 as it comes, which costs less on small models and inputs.
+    public var reduction: GradientReduction = .exact
     /// Rank 0 sends the SHA-256 of the parameters after every step (`fluxctl chaos` compares them); default on
     /// with `reduction: exact`, whose bits they prove, off with `fast`.
     public var stepHashes: Bool
@@ -38,7 +39,7 @@ public struct JobSpec: Sendable, Equatable {
     public init(
         name: String, modelConfig: FluxViTConfig, initialWeights: InitialWeights = .seed(0), data: DataSource,
         training: Training, workers: WorkerRange, commitEvery: Int = 10, checkpointEvery: Int = 0,
-        ringSecurity: RingSecurityMode = .curve, priority: Int = 0, reduction: GradientReduction = .fast,
+        ringSecurity: RingSecurityMode = .curve, priority: Int = 0, reduction: GradientReduction = .exact,
         stepHashes: Bool? = nil
     ) {
         self.name = name

@@ -188,6 +188,12 @@ import Testing
         #expect(quickstart.training.length == .steps(400) && quickstart.training.globalBatch == 32)
         #expect(quickstart.workers == JobSpec.WorkerRange(min: 1, max: 2))
 
+        let chaos = try JobSpec.load(path: Self.jobsFolder.appendingPathComponent("chaos.yaml").path)
+        #expect(chaos.reduction == .exact && chaos.stepHashes && chaos.training.length == .steps(60))
+        #expect(quickstart.reduction == .exact && quickstart.stepHashes, "exact and its step hashes are the defaults")
+        let fast = try JobSpec.parse(yaml: quickstart.canonicalYAML.replacingOccurrences(of: "reduction: exact\nstep_hashes: true", with: "reduction: fast"))
+        #expect(fast.reduction == .fast && !fast.stepHashes, "step hashes default off with fast")
+
         let synthetic = try JobSpec.load(path: Self.jobsFolder.appendingPathComponent("synthetic.yaml").path)
         #expect(synthetic.data == .synthetic(count: 64))
         let planner = try synthetic.samplingPlanner()
@@ -375,7 +381,7 @@ import Testing
     }
 
     @Test func canonicalYAML_examples_areSelfContained() throws {
-        for file in ["quickstart.yaml", "synthetic.yaml"] {
+        for file in ["quickstart.yaml", "synthetic.yaml", "chaos.yaml"] {
             let spec = try JobSpec.load(path: Self.jobsFolder.appendingPathComponent(file).path)
             let canonical = spec.canonicalYAML
             #expect(try JobSpec.parse(yaml: canonical) == spec)
@@ -432,7 +438,7 @@ import Testing
         #expect(try JobSpec.parse(yaml: spec.canonicalYAML) == spec)
         let config = spec.trainingConfig(datasetCount: 16)
         #expect(config.reduction == .exact && config.slotCount == 4)
-        #expect(try JobSpec.parse(yaml: Self.base).reduction == .fast)
+        #expect(try JobSpec.parse(yaml: Self.base).reduction == .exact, "exact is the default")
     }
 
     @Test func reduction_badValues_reportedWithTheirPaths() {

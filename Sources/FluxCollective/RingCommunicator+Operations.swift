@@ -72,6 +72,26 @@ extension RingCommunicator {
         try execute(plan, on: Segments(buffer))
     }
 
+    /// The exact all-reduce of packed 56-bit integers: `bytes` holds `bytes.count / 7` little-endian two's-complement
+    /// integers of 7 bytes each, replaced on every rank by their sum modulo 2^56 (the true sum whenever it lies in
+    /// −2^55 ..< 2^55; the caller's grid leaves that headroom). Like `allReduce(_: Int64)`, with 7 bytes an element
+    /// instead of 8, so `reduction: exact` sends less than twice fp32's bytes; frames carry the int56 element kind.
+    ///
+    /// - Throws: as `allReduce(_:op:)`; `.invalidArgument` when the byte count is not a multiple of 7.
+    public func allReduce(packed56 bytes: UnsafeMutableRawBufferPointer) throws(CollectiveError) {
+        guard bytes.count % 7 == 0 else {
+            throw .invalidArgument("a packed 56-bit buffer of \(bytes.count) bytes is not a whole number of 7-byte integers")
+        }
+        if ring.size == 1 {
+            if failure != nil { throw CollectiveError.unusable(reason: "it was closed") }
+            completeLocally()
+            return
+        }
+        let layout = RingLayout(total: bytes.count / 7, ranks: ring.size, maximumElements: max(1, ring.subChunkBytes / 7))
+        let plan = allReducePlan(name: "int56 all-reduce", layout: layout, reduce: .addPacked56, completing: .addPacked56)
+        try execute(plan, on: Segments(packed56: bytes.baseAddress, count: bytes.count / 7))
+    }
+
     /// The plan of an all-reduce over `layout`: `reduce` applies received chunks at reduce-scatter steps before
     /// the last, `completing` at the last (where an average scales), then all-gather copies.
     private func allReducePlan(name: String, layout: RingLayout, reduce: Apply, completing: Apply) -> Plan {

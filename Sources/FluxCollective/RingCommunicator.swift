@@ -193,6 +193,8 @@ public final class RingCommunicator {
         case maximum
         /// Add int64 into place, wrapping (reduce-scatter of the exact all-reduce).
         case addInt64
+        /// Add packed 56-bit integers into place, modulo 2^56.
+        case addPacked56
         /// Copy into place (all-gather, broadcast).
         case copy
         /// Nothing (barrier).
@@ -381,6 +383,8 @@ public final class RingCommunicator {
         case .addInt64:
             RingKernels.add(into: target.assumingMemoryBound(to: Int64.self), from: source,
                             count: transfer.range.count)
+        case .addPacked56:
+            RingKernels.addPacked56(into: target, from: source, count: transfer.range.count)
         case .copy:
             target.copyMemory(from: source, byteCount: payload.count)
         case .none:

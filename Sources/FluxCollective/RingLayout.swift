@@ -63,6 +63,15 @@ struct Segments {
         trailerCount = 0
     }
 
+    /// A buffer of `count` packed 56-bit integers (7 bytes each), without trailer.
+    init(packed56 main: UnsafeMutableRawPointer?, count: Int) {
+        kind = .int56
+        self.main = main
+        mainCount = count
+        trailer = nil
+        trailerCount = 0
+    }
+
     /// No elements (a barrier).
     static var empty: Segments {
         Segments(UnsafeMutableBufferPointer(start: nil, count: 0),
@@ -133,6 +142,32 @@ enum RingKernels {
         while i < count {
             let a = target[i], b = source.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
             target[i] = a.isNaN || b.isNaN ? .nan : a == 0 && b == 0 ? a + b : b > a ? b : a
+            i += 1
+        }
+    }
+
+    /// Adds `count` packed 56-bit integers of `source` to those of `target` (7 bytes each, little-endian, modulo
+    /// 2^56: the low 56 bits of the int64 sum, whose sign the reader restores by sign extension).
+    static func addPacked56(into target: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int) {
+        var i = 0
+        // Eight bytes at a time while the 8th byte (the next element's first) still lies inside both buffers.
+        while i + 1 < count {
+            let o = 7 * i
+            let a = target.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+            let b = source.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+            let sum = (a &+ b) & 0x00FF_FFFF_FFFF_FFFF
+            target.storeBytes(of: (a & 0xFF00_0000_0000_0000) | sum, toByteOffset: o, as: UInt64.self)
+            i += 1
+        }
+        while i < count {
+            let o = 7 * i
+            var a: UInt64 = 0, b: UInt64 = 0
+            for k in 0..<7 {
+                a |= UInt64(target.load(fromByteOffset: o + k, as: UInt8.self)) << (8 * UInt64(k))
+                b |= UInt64(source.load(fromByteOffset: o + k, as: UInt8.self)) << (8 * UInt64(k))
+            }
+            let sum = a &+ b
+            for k in 0..<7 { target.storeBytes(of: UInt8(truncatingIfNeeded: sum >> (8 * UInt64(k))), toByteOffset: o + k, as: UInt8.self) }
             i += 1
         }
     }

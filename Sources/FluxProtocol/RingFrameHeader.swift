@@ -32,12 +32,16 @@ public struct RingFrameHeader: Hashable, Sendable {
         case float32 = 0
         /// Little-endian two's-complement 64-bit integers (exact all-reduce of fixed-point gradients).
         case int64 = 1
+        /// Little-endian two's-complement 56-bit integers, 7 bytes each, summed modulo 2^56 (the packed fixed-point
+        /// gradients of `reduction: exact`: 7 bytes an element keep its wire under twice fp32's).
+        case int56 = 2
 
         /// Bytes per element.
         public var byteWidth: Int {
             switch self {
             case .float32: 4
             case .int64: 8
+            case .int56: 7
             }
         }
     }
@@ -147,7 +151,7 @@ public struct RingFrameHeader: Hashable, Sendable {
         guard let operation = Operation(rawValue: bytes[5]) else { throw .ringUnknownOperation(bytes[5]) }
         guard let elementKind = ElementKind(rawValue: bytes[6]) else {
             throw .ringInvalidField(field: "element kind (byte 6)",
-                                    reason: "\(bytes[6]) is unknown (known: 0 fp32, 1 int64)")
+                                    reason: "\(bytes[6]) is unknown (known: 0 fp32, 1 int64, 2 int56)")
         }
         guard bytes[7] == 0 else { throw .ringInvalidField(field: "reserved (byte 7)", reason: "not zero") }
         guard u32(44) == 0 else { throw .ringInvalidField(field: "reserved (bytes 44–47)", reason: "not zero") }

@@ -11,15 +11,23 @@ import FluxTensor
 /// round(x · 2^(precision − e)) (round half to even), the integers of all buffers are summed (in any order, by
 /// any grouping: the result is the same), and the sum is converted back once: Float(Double(sum) · 2^(e − precision)).
 ///
-/// Bounds (docs/architecture.md): |x| < 2^e, so each integer is below 2^precision = 2^50 in magnitude and keeps 50
-/// bits relative to its block's largest power of two (fp32 keeps 24); a sum of at most `maxSummands` = 2^12 of them
-/// stays below 2^62 < 2^63, so it cannot overflow. Values more than 50 bits below their block's largest round to a
-/// multiple of 2^(e − 50) (as small gradients already do in an fp32 sum with a large neighbour).
+/// Bounds (docs/architecture.md): |x| < 2^e, so each integer is below 2^p in magnitude and keeps p bits relative to
+/// its block's largest power of two (fp32 keeps 24). The ring carries the sums as 56-bit integers (`pack56`: 7 bytes,
+/// so exact sends less than twice fp32's bytes), so a sum of S buffers must stay below 2^55: p =
+/// `precision(summands: S)` = min(50, 55 − ⌈log2 S⌉), which is 50 up to 32 buffers and at least 43 for the most,
+/// `maxSummands` = 2^12. Values more than p bits below their block's largest round to a multiple of 2^(e − p) (as
+/// small gradients already do in an fp32 sum with a large neighbour).
 public enum FixedPointGradients {
     /// Values per block (one exponent each).
     public static let blockSize = 1024
-    /// Bits each value keeps below its block's bound 2^e.
+    /// Bits each value keeps below its block's bound 2^e, at most (`precision(summands:)` for a sum of many).
     public static let precision = 50
+
+    /// The bits each of `summands` buffers keeps so that their sum stays below 2^55 (a packed 56-bit integer).
+    public static func precision(summands: Int) -> Int {
+        let bits = Int.bitWidth - max(0, summands - 1).leadingZeroBitCount  // ⌈log2 summands⌉
+        return min(precision, 55 - bits)
+    }
     /// The most buffers one sum may hold without overflow: 2^(62 − precision).
     public static let maxSummands = 1 << 12
     /// The exponent of a block with no nonzero value (below any real one; merges by max).
@@ -51,7 +59,8 @@ public enum FixedPointGradients {
     /// Adds each value's integer on its block's grid to `sums` (exact, wrapping only past `maxSummands` buffers).
     /// Every block's exponent must bound the block (`mergeExponents` over all buffers) and be finite.
     public static func accumulate(
-        _ values: UnsafePointer<Float>, count: Int, exponents: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Int64>
+        _ values: UnsafePointer<Float>, count: Int, exponents: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Int64>,
+        precision: Int = precision
     ) {
         for block in 0..<blockCount(count) {
             let exponent = exponents[block]
@@ -66,7 +75,8 @@ public enum FixedPointGradients {
 
     /// Writes each sum back as fp32: Float(Double(sum) · 2^(e − precision)); blocks without a value get zeros.
     public static func convert(
-        _ sums: UnsafePointer<Int64>, count: Int, exponents: UnsafePointer<Float>, into values: UnsafeMutablePointer<Float>
+        _ sums: UnsafePointer<Int64>, count: Int, exponents: UnsafePointer<Float>, into values: UnsafeMutablePointer<Float>,
+        precision: Int = precision
     ) {
         for block in 0..<blockCount(count) {
             let exponent = exponents[block]
@@ -77,6 +87,31 @@ public enum FixedPointGradients {
             }
             let scale = Double(sign: .plus, exponent: Int(exponent) - precision, significand: 1)
             FixedPointKernels.convert(sums + range.lowerBound, count: range.count, scale: scale, into: values + range.lowerBound)
+        }
+    }
+
+    /// Writes `count` sums, each in −2^55 ..< 2^55, as 7-byte little-endian two's-complement integers (the ring's
+    /// int56 elements) into `bytes` (7 · count bytes).
+    public static func pack56(_ sums: UnsafePointer<Int64>, count: Int, into bytes: UnsafeMutableRawPointer) {
+        // Eight bytes a store, in order: each element's 8th byte is overwritten by the next element's first.
+        for i in 0..<max(0, count - 1) { bytes.storeBytes(of: UInt64(bitPattern: sums[i]), toByteOffset: 7 * i, as: UInt64.self) }
+        if count > 0 {
+            let last = UInt64(bitPattern: sums[count - 1])
+            for k in 0..<7 {
+                bytes.storeBytes(of: UInt8(truncatingIfNeeded: last >> (8 * UInt64(k))), toByteOffset: 7 * (count - 1) + k, as: UInt8.self)
+            }
+        }
+    }
+
+    /// Reads `count` 7-byte integers written by `pack56` (or summed by the ring), sign-extended to Int64.
+    public static func unpack56(_ bytes: UnsafeRawPointer, count: Int, into sums: UnsafeMutablePointer<Int64>) {
+        for i in 0..<max(0, count - 1) {
+            sums[i] = Int64(bitPattern: bytes.loadUnaligned(fromByteOffset: 7 * i, as: UInt64.self) << 8) >> 8
+        }
+        if count > 0 {
+            var last: UInt64 = 0
+            for k in 0..<7 { last |= UInt64(bytes.load(fromByteOffset: 7 * (count - 1) + k, as: UInt8.self)) << (8 * UInt64(k)) }
+            sums[count - 1] = Int64(bitPattern: last << 8) >> 8
         }
     }
 }

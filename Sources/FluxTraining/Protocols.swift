@@ -58,6 +58,7 @@ public final class LocalReducer: ExactGradientReducer {
     public func allReduce(gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals) throws(ReductionError) {}
     public func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(ReductionError) {}
     public func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError) {}
+    public func allReduceSum(packed56 bytes: UnsafeMutableRawBufferPointer) throws(ReductionError) {}
 }
 
 /// A reducer that can also do what `.exact` reduction needs: an element-wise max (of block exponents; exact and
@@ -67,6 +68,8 @@ public protocol ExactGradientReducer: GradientReducer {
     func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(ReductionError)
     /// Replaces `values` on every rank by the element-wise (wrapping) integer sum over the ranks.
     func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError)
+    /// The same for 7-byte little-endian integers (`FixedPointGradients.pack56`), summed modulo 2^56.
+    func allReduceSum(packed56 bytes: UnsafeMutableRawBufferPointer) throws(ReductionError)
 }
 
 /// One training sample: a normalized clip [3, T, R, R] and its label.

@@ -108,6 +108,8 @@ public final class Trainer {
     /// costs page faults): this rank's slot gradients one after another, and the integer sums.
     private var slotStore: [Float] = []
     private var integerSums: [Int64] = []
+    /// The sums as the ring carries them: 7 bytes each (`FixedPointGradients.pack56`).
+    private var packedSums: [UInt8] = []
 
     public init(model: FluxViTModel, config: TrainingConfig, planner: SamplingPlanner, source: ClipSource,
                 reducer: GradientReducer = LocalReducer()) throws(TrainingError) {
@@ -217,6 +219,7 @@ public final class Trainer {
         let params = model.parameters
         let count = params.count
         let slotCount = config.slotCount
+        let precision = FixedPointGradients.precision(summands: slotCount)
         var totals = StepTotals(samples: 0, lossSums: [0, 0, 0, 0, 0], nonFinite: false)
         var nonFiniteBudget: Int?
         var skipped = 0
@@ -262,20 +265,34 @@ public final class Trainer {
                 integerSums.withUnsafeMutableBufferPointer { sums in
                     for slot in 0..<computed {
                         FixedPointGradients.accumulate(store.baseAddress! + slot * count, count: count,
-                                                       exponents: exponents, into: sums.baseAddress!)
+                                                       exponents: exponents, into: sums.baseAddress!, precision: precision)
                     }
                     if lastInPlace {
                         FixedPointGradients.accumulate(params.gradients, count: count, exponents: exponents,
-                                                       into: sums.baseAddress!)
+                                                       into: sums.baseAddress!, precision: precision)
                     }
                 }
             }
-            try integerSums.withUnsafeMutableBufferPointer { try exact.allReduceSum($0) }
-            FixedPointGradients.convert(integerSums, count: count, exponents: exponents, into: params.gradients)
+            if reducer.worldSize > 1 { try sumPacked(exact, count: count) }
+            FixedPointGradients.convert(integerSums, count: count, exponents: exponents, into: params.gradients,
+                                        precision: precision)
         } else {
             totals.nonFinite = max(totals.nonFinite, 1)
         }
         return try finish(plan: plan, totals: totals, skipped: skipped, nonFiniteBudget: nonFiniteBudget, start: start)
+    }
+
+    /// Sums `integerSums` over the ranks as 7-byte integers: every sum of the job's slots is below 2^55
+    /// (`FixedPointGradients.precision(summands:)`), so packing loses nothing and the wire carries 7 bytes, not 8.
+    private func sumPacked(_ exact: ExactGradientReducer, count: Int) throws {
+        if packedSums.count != 7 * count { packedSums = [UInt8](repeating: 0, count: 7 * count) }
+        integerSums.withUnsafeBufferPointer { sums in
+            packedSums.withUnsafeMutableBytes { FixedPointGradients.pack56(sums.baseAddress!, count: count, into: $0.baseAddress!) }
+        }
+        try packedSums.withUnsafeMutableBytes { try exact.allReduceSum(packed56: $0) }
+        packedSums.withUnsafeBytes { packed in
+            integerSums.withUnsafeMutableBufferPointer { FixedPointGradients.unpack56(packed.baseAddress!, count: count, into: $0.baseAddress!) }
+        }
     }
 
     /// Applies a reduced step (or skips it), advances the cursor, and reports.

@@ -95,9 +95,9 @@ import Testing
         #expect(throws: ProtocolError.ringInvalidField(field: "reserved (byte 7)", reason: "not zero")) {
             try RingFrameHeader(decoding: Self.corrupted(7, [1]))
         }
-        for kind: UInt8 in [2, 255] {
+        for kind: UInt8 in [3, 255] {
             #expect(throws: ProtocolError.ringInvalidField(
-                field: "element kind (byte 6)", reason: "\(kind) is unknown (known: 0 fp32, 1 int64)")) {
+                field: "element kind (byte 6)", reason: "\(kind) is unknown (known: 0 fp32, 1 int64, 2 int56)")) {
                 try RingFrameHeader(decoding: Self.corrupted(6, [kind]))
             }
         }

@@ -74,6 +74,17 @@ import Testing
             }
             for i in values.indices { values[i] = result[i] }
         }
+
+        /// As the ring does it: 7-byte integers summed modulo 2^56 (through `unpack56`/`pack56`).
+        func allReduceSum(packed56 bytes: UnsafeMutableRawBufferPointer) throws(ReductionError) {
+            let count = bytes.count / 7
+            var mine = [Int64](repeating: 0, count: count)
+            mine.withUnsafeMutableBufferPointer { FixedPointGradients.unpack56(bytes.baseAddress!, count: count, into: $0.baseAddress!) }
+            let result = group.exchange(mine, rank: rank) { all in
+                (0..<all[0].count).map { i in all.reduce(Int64(0)) { $0 &+ $1[i] } }
+            }
+            result.withUnsafeBufferPointer { FixedPointGradients.pack56($0.baseAddress!, count: count, into: bytes.baseAddress!) }
+        }
     }
 
     /// The parameters after each of `steps` steps of the tiny model on `ranks` ranks (rank 0's; all ranks agree).

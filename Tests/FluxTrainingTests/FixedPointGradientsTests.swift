@@ -141,3 +141,38 @@ import Testing
         #expect(exponents[0] == 21)
     }
 }
+
+extension FixedPointGradientsTests {
+    @Test func precision_keepsEverySumBelow2To55_andAtLeast43Bits() {
+        #expect(F.precision(summands: 1) == 50 && F.precision(summands: 16) == 50 && F.precision(summands: 32) == 50)
+        #expect(F.precision(summands: 33) == 49 && F.precision(summands: 4096) == 43)
+        for summands in [1, 2, 3, 31, 32, 33, 100, 1000, 4096] {
+            let p = F.precision(summands: summands)
+            // S values each below 2^p sum below S · 2^p ≤ 2^55.
+            #expect(Double(summands) * pow(2, Double(p)) <= pow(2, 55), "\(summands) summands at \(p) bits")
+            #expect(p >= 43)
+        }
+    }
+
+    @Test func pack56_roundTripsEveryValueInRange() {
+        let values: [Int64] = [0, 1, -1, 255, -256, (1 << 55) - 1, -(1 << 55), 123_456_789_012_345, -98_765_432_109_876]
+        var bytes = [UInt8](repeating: 0xAB, count: 7 * values.count)
+        var back = [Int64](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { v in
+            bytes.withUnsafeMutableBytes { F.pack56(v.baseAddress!, count: values.count, into: $0.baseAddress!) }
+        }
+        bytes.withUnsafeBytes { b in back.withUnsafeMutableBufferPointer { F.unpack56(b.baseAddress!, count: values.count, into: $0.baseAddress!) } }
+        #expect(back == values)
+        #expect(bytes[0..<7] == [0, 0, 0, 0, 0, 0, 0] && bytes[14..<21] == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+    }
+
+    @Test func maxSummandsOfLargestValues_atTheirPrecision_fit56Bits() {
+        let p = F.precision(summands: F.maxSummands)
+        let values: [Float] = Array(repeating: Float(1).nextDown, count: 8)
+        var exponents = [Float](repeating: F.zeroExponent, count: 1)
+        F.mergeExponents(of: values, count: 8, into: &exponents)
+        var sums = [Int64](repeating: 0, count: 8)
+        for _ in 0..<F.maxSummands { F.accumulate(values, count: 8, exponents: exponents, into: &sums, precision: p) }
+        #expect(sums.allSatisfy { $0 > 0 && $0 < Int64(1) << 55 })
+    }
+}

@@ -84,6 +84,63 @@ static void accumulate_avx2(const float *x, int n, double scale, int64_t *sums) 
 }
 #endif
 
+// Packed 56-bit integers: 7 little-endian bytes each. Writing 8 bytes at packed + 7i in increasing i lets each
+// element's 8th byte be overwritten by the next one's first; the last element of a call is written with 7 bytes, so
+// nothing past it is touched.
+static inline void store56(uint8_t *p, int64_t v, int last) {
+    uint64_t u = (uint64_t)v;
+    if (last) memcpy(p, &u, 7); else memcpy(p, &u, 8);
+}
+
+static inline int64_t load56(const uint8_t *p, int last) {
+    uint64_t u = 0;
+    if (last) memcpy(&u, p, 7); else memcpy(&u, p, 8);
+    return (int64_t)(u << 8) >> 8;
+}
+
+static void quantize_pack_portable(const float *const *slots, int nslots, int n, double scale, uint8_t *packed) {
+    for (int i = 0; i < n; i++) {
+        int64_t sum = 0;
+        for (int s = 0; s < nslots; s++) sum = wrapping_add(sum, round_to_int64((double)slots[s][i] * scale));
+        store56(packed + 7 * (size_t)i, sum, i == n - 1);
+    }
+}
+
+#if FLUX_HAVE_X86
+FLUX_TARGET_AVX2
+static void quantize_pack_avx2(const float *const *slots, int nslots, int n, double scale, uint8_t *packed) {
+    const __m256d sc = _mm256_set1_pd(scale), mg = _mm256_set1_pd(magic);
+    const __m256i base = _mm256_castpd_si256(mg);
+    int i = 0;
+    int64_t lanes[4];
+    for (; i + 4 < n; i += 4) {  // strictly before the last element, which gets a 7-byte store below
+        __m256i sum = _mm256_setzero_si256();
+        for (int s = 0; s < nslots; s++) {
+            __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(slots[s] + i)), sc);
+            sum = _mm256_add_epi64(sum, _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, mg)), base));
+        }
+        _mm256_storeu_si256((__m256i *)lanes, sum);
+        for (int k = 0; k < 4; k++) store56(packed + 7 * (size_t)(i + k), lanes[k], 0);
+    }
+    for (; i < n; i++) {
+        int64_t sum = 0;
+        for (int s = 0; s < nslots; s++) sum = wrapping_add(sum, round_to_int64((double)slots[s][i] * scale));
+        store56(packed + 7 * (size_t)i, sum, i == n - 1);
+    }
+}
+#endif
+
+void flux_fixed_quantize_pack(const float *const *slots, int nslots, int n, double scale, uint8_t *packed) {
+#if FLUX_HAVE_X86
+    if (flux_dispatch_avx2()) { quantize_pack_avx2(slots, nslots, n, scale, packed); return; }
+#endif
+    quantize_pack_portable(slots, nslots, n, scale, packed);
+}
+
+void flux_fixed_unpack_convert(const uint8_t *packed, int n, double scale, float *out) {
+    for (int i = 0; i < n; i++) out[i] = (float)((double)load56(packed + 7 * (size_t)i, i == n - 1) * scale);
+}
+
 void flux_fixed_block_max(const float *x, int n, float *max_abs, int *nonfinite) {
 #if FLUX_HAVE_X86
     if (flux_dispatch_avx2()) { block_max_avx2(x, n, max_abs, nonfinite); return; }

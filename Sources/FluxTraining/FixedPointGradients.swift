@@ -90,6 +90,47 @@ public enum FixedPointGradients {
         }
     }
 
+    /// A rank's half of the exact sum in one pass (what `accumulate` over `slots`, then `pack56`, computes): for every
+    /// value, the sum over `slots` of its integer on its block's grid, written as a 7-byte integer into `packed`
+    /// (7 · count bytes); blocks with no nonzero value anywhere get zeros. The sum must fit 56 bits: `precision` =
+    /// `precision(summands:)` of the job's slot count.
+    public static func quantizeAndPack(
+        _ slots: [UnsafePointer<Float>], count: Int, exponents: UnsafePointer<Float>, precision: Int,
+        into packed: UnsafeMutableRawPointer
+    ) {
+        // In increasing block order: a call writes its last element with 7 bytes, the others with 8 that the next
+        // element overwrites.
+        for block in 0..<blockCount(count) {
+            let range = (block * blockSize)..<min(count, (block + 1) * blockSize)
+            let exponent = exponents[block]
+            guard exponent > zeroExponent, !slots.isEmpty else {
+                (packed + 7 * range.lowerBound).initializeMemory(as: UInt8.self, repeating: 0, count: 7 * range.count)
+                continue
+            }
+            let scale = Double(sign: .plus, exponent: precision - Int(exponent), significand: 1)
+            FixedPointKernels.quantizeAndPack(slots.map { $0 + range.lowerBound }, count: range.count, scale: scale,
+                                              into: packed + 7 * range.lowerBound)
+        }
+    }
+
+    /// `unpack56` then `convert` in one pass: each 7-byte sum of `packed` back to fp32 on its block's grid.
+    public static func convertPacked(
+        _ packed: UnsafeRawPointer, count: Int, exponents: UnsafePointer<Float>, precision: Int,
+        into values: UnsafeMutablePointer<Float>
+    ) {
+        for block in 0..<blockCount(count) {
+            let range = (block * blockSize)..<min(count, (block + 1) * blockSize)
+            let exponent = exponents[block]
+            guard exponent > zeroExponent else {
+                (values + range.lowerBound).update(repeating: 0, count: range.count)
+                continue
+            }
+            let scale = Double(sign: .plus, exponent: Int(exponent) - precision, significand: 1)
+            FixedPointKernels.unpackAndConvert(packed + 7 * range.lowerBound, count: range.count, scale: scale,
+                                               into: values + range.lowerBound)
+        }
+    }
+
     /// Writes `count` sums, each in −2^55 ..< 2^55, as 7-byte little-endian two's-complement integers (the ring's
     /// int56 elements) into `bytes` (7 · count bytes).
     public static func pack56(_ sums: UnsafePointer<Int64>, count: Int, into bytes: UnsafeMutableRawPointer) {

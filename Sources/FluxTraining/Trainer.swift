@@ -105,10 +105,9 @@ public final class Trainer {
     public let schedule: LearningRateSchedule
     public private(set) var state: TrainingState
     /// `.exact` reduction's buffers, kept between steps (hundreds of MB for FluxViT-S: allocating them every step
-    /// costs page faults): this rank's slot gradients one after another, and the integer sums.
+    /// costs page faults): this rank's slot gradients one after another, and the packed sums.
     private var slotStore: [Float] = []
-    private var integerSums: [Int64] = []
-    /// The sums as the ring carries them: 7 bytes each (`FixedPointGradients.pack56`).
+    /// The sums as the ring carries them: 7 bytes each (`FixedPointGradients.quantizeAndPack`).
     private var packedSums: [UInt8] = []
 
     public init(model: FluxViTModel, config: TrainingConfig, planner: SamplingPlanner, source: ClipSource,
@@ -258,41 +257,26 @@ public final class Trainer {
         try exponents.withUnsafeMutableBufferPointer { try exact.allReduceMax($0) }
         let finite = totals.nonFinite == 0 && !exponents.withUnsafeBufferPointer(FixedPointGradients.hasNonFinite)
         if finite && totals.samples > 0 {
-            if integerSums.count != count { integerSums = [Int64](repeating: 0, count: count) } else {
-                integerSums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            }
+            // This rank's slots summed on the agreed grid in one pass, packed as the ring carries them (7 bytes:
+            // every sum of the job's slots is below 2^55), summed over the ranks, converted back once.
+            if packedSums.count != 7 * count { packedSums = [UInt8](repeating: 0, count: 7 * count) }
             slotStore.withUnsafeBufferPointer { store in
-                integerSums.withUnsafeMutableBufferPointer { sums in
-                    for slot in 0..<computed {
-                        FixedPointGradients.accumulate(store.baseAddress! + slot * count, count: count,
-                                                       exponents: exponents, into: sums.baseAddress!, precision: precision)
-                    }
-                    if lastInPlace {
-                        FixedPointGradients.accumulate(params.gradients, count: count, exponents: exponents,
-                                                       into: sums.baseAddress!, precision: precision)
-                    }
+                let slots = (0..<computed).map { UnsafePointer(store.baseAddress! + $0 * count) }
+                    + (lastInPlace ? [UnsafePointer(params.gradients)] : [])
+                packedSums.withUnsafeMutableBytes { packed in
+                    FixedPointGradients.quantizeAndPack(slots, count: count, exponents: exponents, precision: precision,
+                                                        into: packed.baseAddress!)
                 }
             }
-            if reducer.worldSize > 1 { try sumPacked(exact, count: count) }
-            FixedPointGradients.convert(integerSums, count: count, exponents: exponents, into: params.gradients,
-                                        precision: precision)
+            if reducer.worldSize > 1 { try packedSums.withUnsafeMutableBytes { try exact.allReduceSum(packed56: $0) } }
+            packedSums.withUnsafeBytes { packed in
+                FixedPointGradients.convertPacked(packed.baseAddress!, count: count, exponents: exponents,
+                                                  precision: precision, into: params.gradients)
+            }
         } else {
             totals.nonFinite = max(totals.nonFinite, 1)
         }
         return try finish(plan: plan, totals: totals, skipped: skipped, nonFiniteBudget: nonFiniteBudget, start: start)
-    }
-
-    /// Sums `integerSums` over the ranks as 7-byte integers: every sum of the job's slots is below 2^55
-    /// (`FixedPointGradients.precision(summands:)`), so packing loses nothing and the wire carries 7 bytes, not 8.
-    private func sumPacked(_ exact: ExactGradientReducer, count: Int) throws {
-        if packedSums.count != 7 * count { packedSums = [UInt8](repeating: 0, count: 7 * count) }
-        integerSums.withUnsafeBufferPointer { sums in
-            packedSums.withUnsafeMutableBytes { FixedPointGradients.pack56(sums.baseAddress!, count: count, into: $0.baseAddress!) }
-        }
-        try packedSums.withUnsafeMutableBytes { try exact.allReduceSum(packed56: $0) }
-        packedSums.withUnsafeBytes { packed in
-            integerSums.withUnsafeMutableBufferPointer { FixedPointGradients.unpack56(packed.baseAddress!, count: count, into: $0.baseAddress!) }
-        }
     }
 
     /// Applies a reduced step (or skips it), advances the cursor, and reports.

@@ -176,3 +176,37 @@ extension FixedPointGradientsTests {
         #expect(sums.allSatisfy { $0 > 0 && $0 < Int64(1) << 55 })
     }
 }
+
+extension FixedPointGradientsTests {
+    /// The trainer's one-pass path gives the bytes and floats of the reference path (accumulate, pack56, unpack56,
+    /// convert), on AVX2 and portable kernels, with a zero block and a length that is no multiple of 4.
+    @Test(arguments: [false, true]) func quantizeAndPack_matchesAccumulateThenPack(portable: Bool) {
+        KernelDispatch.forcePortable(portable)
+        defer { KernelDispatch.forcePortable(false) }
+        var rng = Seeded(state: 11)
+        let count = 3 * F.blockSize + 7
+        var buffers = (0..<3).map { _ in Self.buffer(count, &rng) }
+        for b in buffers.indices { for i in F.blockSize..<(2 * F.blockSize) { buffers[b][i] = 0 } }  // a zero block
+        for i in 0..<8 { buffers[0][i] = Float(i) + 0.5 }  // ties of the grid
+        var exponents = [Float](repeating: F.zeroExponent, count: F.blockCount(count))
+        for b in buffers { F.mergeExponents(of: b, count: count, into: &exponents) }
+        let p = F.precision(summands: 3)
+        var sums = [Int64](repeating: 0, count: count)
+        for b in buffers { F.accumulate(b, count: count, exponents: exponents, into: &sums, precision: p) }
+        var reference = [UInt8](repeating: 0, count: 7 * count)
+        reference.withUnsafeMutableBytes { F.pack56(sums, count: count, into: $0.baseAddress!) }
+        var packed = [UInt8](repeating: 0xCD, count: 7 * count + 1)  // one guard byte past the end
+        buffers[0].withUnsafeBufferPointer { a in buffers[1].withUnsafeBufferPointer { b in buffers[2].withUnsafeBufferPointer { c in
+            packed.withUnsafeMutableBytes {
+                F.quantizeAndPack([a.baseAddress!, b.baseAddress!, c.baseAddress!], count: count, exponents: exponents,
+                                  precision: p, into: $0.baseAddress!)
+            }
+        } } }
+        #expect(Array(packed[..<(7 * count)]) == reference)
+        #expect(packed[7 * count] == 0xCD, "nothing written past the last element")
+        var viaInt64 = [Float](repeating: .nan, count: count), direct = [Float](repeating: .nan, count: count)
+        F.convert(sums, count: count, exponents: exponents, into: &viaInt64, precision: p)
+        packed.withUnsafeBytes { F.convertPacked($0.baseAddress!, count: count, exponents: exponents, precision: p, into: &direct) }
+        #expect(direct.map(\.bitPattern) == viaInt64.map(\.bitPattern))
+    }
+}

@@ -85,6 +85,11 @@ void flux_fixed_block_max(const float *x, int n, float *max_abs, int *nonfinite)
 void flux_fixed_accumulate(const float *x, int n, double scale, int64_t *sums);
 /// out[i] = (float)((double)sums[i] · scale).
 void flux_fixed_convert(const int64_t *sums, int n, double scale, float *out);
+/// The sum over the `nslots` buffers of round_half_even(slots[s][i] · scale), written as a 7-byte little-endian
+/// two's-complement integer at packed + 7i (the sum must lie in −2^55 ..< 2^55). One pass: no int64 buffer.
+void flux_fixed_quantize_pack(const float *const *slots, int nslots, int n, double scale, uint8_t *packed);
+/// out[i] = (float)((double)v · scale), v the sign-extended 7-byte integer at packed + 7i.
+void flux_fixed_unpack_convert(const uint8_t *packed, int n, double scale, float *out);
 
 #ifdef __cplusplus
 }

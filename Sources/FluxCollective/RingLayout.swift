@@ -149,15 +149,25 @@ enum RingKernels {
     /// Adds `count` packed 56-bit integers of `source` to those of `target` (7 bytes each, little-endian, modulo
     /// 2^56: the low 56 bits of the int64 sum, whose sign the reader restores by sign extension).
     static func addPacked56(into target: UnsafeMutableRawPointer, from source: UnsafeRawPointer, count: Int) {
+        let mask: UInt64 = 0x00FF_FFFF_FFFF_FFFF
         var i = 0
-        // Eight bytes at a time while the 8th byte (the next element's first) still lies inside both buffers.
-        while i + 1 < count {
+        // Groups of 8 elements (56 bytes): every load before any store, 8-byte stores whose 8th byte the next
+        // element's store overwrites, and the group's last element stored as 7 bytes. So no load ever reads bytes a
+        // store of another width just wrote (one element at a time, each load overlapped the previous store: a
+        // store-forwarding stall per element, 16 ns an element in the profile).
+        while i + 8 < count {  // element i + 8 exists, so the 8-byte load of element i + 7 stays inside the buffers
             let o = 7 * i
-            let a = target.loadUnaligned(fromByteOffset: o, as: UInt64.self)
-            let b = source.loadUnaligned(fromByteOffset: o, as: UInt64.self)
-            let sum = (a &+ b) & 0x00FF_FFFF_FFFF_FFFF
-            target.storeBytes(of: (a & 0xFF00_0000_0000_0000) | sum, toByteOffset: o, as: UInt64.self)
-            i += 1
+            var a = SIMD8<UInt64>(), b = SIMD8<UInt64>()
+            for k in 0..<8 {
+                a[k] = target.loadUnaligned(fromByteOffset: o + 7 * k, as: UInt64.self)
+                b[k] = source.loadUnaligned(fromByteOffset: o + 7 * k, as: UInt64.self)
+            }
+            let sum = (a &+ b) & mask
+            for k in 0..<7 { target.storeBytes(of: sum[k], toByteOffset: o + 7 * k, as: UInt64.self) }
+            target.storeBytes(of: UInt32(truncatingIfNeeded: sum[7]), toByteOffset: o + 49, as: UInt32.self)
+            target.storeBytes(of: UInt16(truncatingIfNeeded: sum[7] >> 32), toByteOffset: o + 53, as: UInt16.self)
+            target.storeBytes(of: UInt8(truncatingIfNeeded: sum[7] >> 48), toByteOffset: o + 55, as: UInt8.self)
+            i += 8
         }
         while i < count {
             let o = 7 * i

@@ -69,7 +69,8 @@ public enum FluxStep {
             if loss.nonFiniteBudget == nil {
                 let p = model.parameters
                 let finiteLoss = loss.terms.allSatisfy(\.isFinite)
-                if !finiteLoss || !(0..<p.count).allSatisfy({ p.gradients[$0].isFinite }) { loss.nonFiniteBudget = j }
+                // One vectorized pass (the C kernel of the exact reduction's block maxima), not a scalar closure.
+                if !finiteLoss || FixedPointKernels.blockMax(p.gradients, count: p.count).nonFinite { loss.nonFiniteBudget = j }
             }
         }
         return loss

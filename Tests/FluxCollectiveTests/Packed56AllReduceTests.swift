@@ -73,6 +73,18 @@ import FluxProtocol
         #expect(Self.unpack(target) == [-(Int64(1) << 55), 2])
     }
 
+    @Test(arguments: [1, 8, 9, 16, 17, 37]) func addKernel_anyCount_matchesIntegerSums(count: Int) {
+        var rng = SystemRandomNumberGenerator()
+        let a = (0..<count).map { _ in Int64.random(in: -(1 << 54)...(1 << 54), using: &rng) }
+        let b = (0..<count).map { _ in Int64.random(in: -(1 << 54)...(1 << 54), using: &rng) }
+        var target = Self.pack(a) + [0xEE]  // a guard byte past the end
+        let source = Self.pack(b)
+        target.withUnsafeMutableBytes { t in
+            source.withUnsafeBytes { s in RingKernels.addPacked56(into: t.baseAddress!, from: s.baseAddress!, count: count) }
+        }
+        #expect(Self.unpack(Array(target.dropLast())) == zip(a, b).map { $0 + $1 } && target.last == 0xEE)
+    }
+
     @Test func allReducePacked56_notAWholeNumberOfElements_isRefused() throws {
         let outcomes = onRing(2) { _, communicator throws(CollectiveError) in
             var bytes = [UInt8](repeating: 0, count: 15)

@@ -19,8 +19,20 @@ public struct LocalCluster {
         self.fluxd = fluxd
     }
 
-    /// Whether a process is alive.
-    public static func isAlive(_ pid: Int32) -> Bool { pid > 0 && kill(pid, 0) == 0 }
+    /// Whether a process is alive. A zombie is not: a daemon `fluxctl up` started outlives it, so once killed it
+    /// waits for init to reap it, and meanwhile `kill(pid, 0)` still succeeds (a restart must not wait for that).
+    public static func isAlive(_ pid: Int32) -> Bool {
+        guard pid > 0, kill(pid, 0) == 0 else { return false }
+        #if os(Linux)
+        // /proc/PID/stat: "PID (name) S …" — the state letter follows the last ')'.
+        if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+           let close = stat.lastIndex(of: ")") {
+            let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+            return state != "Z" && state != "X"
+        }
+        #endif
+        return true
+    }
 
     func pid(at path: URL) -> Int32? {
         (try? String(contentsOf: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }

@@ -123,3 +123,20 @@ extension SystemTests {
         }
     }
 }
+
+/// `LocalCluster.isAlive`, which `up` and `chaos` use to decide whether to start a daemon again.
+@Suite struct LocalClusterAliveTests {
+    @Test func zombie_isNotAlive_soAKilledDaemonIsRestartedAtOnce() throws {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { argv.forEach { free($0) } }
+        #expect(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ) == 0)
+        defer { var status: Int32 = 0; waitpid(pid, &status, 0) }
+        // Not reaped yet: it stays a zombie, which kill(pid, 0) still finds.
+        let deadline = Date().addingTimeInterval(10)
+        while LocalCluster.isAlive(pid), Date() < deadline { usleep(10_000) }
+        #expect(kill(pid, 0) == 0, "the child is a zombie until waited for")
+        #expect(!LocalCluster.isAlive(pid), "a zombie counts as dead")
+        #expect(LocalCluster.isAlive(getpid()))
+    }
+}

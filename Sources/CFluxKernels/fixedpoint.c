@@ -1,5 +1,5 @@
 // Fixed-point passes of the exact gradient reduction (FluxTraining's FixedPointGradients, issue 12): the largest
-// magnitude of a block, adding values onto an integer grid, converting integer sums back. The AVX2 and portable
+// magnitude of a block, summing slots on an integer grid into packed 7-byte integers, converting them back. The AVX2 and portable
 // variants give the same bits: both round with the same double-precision "magic number" addition.
 #include "flux_kernels.h"
 #include "dispatch.h"
@@ -40,10 +40,6 @@ static void block_max_portable(const float *x, int n, float *max_abs, int *nonfi
 // Wrapping addition (as the ring's int64 sum): signed overflow would be undefined in C.
 static inline int64_t wrapping_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
 
-static void accumulate_portable(const float *x, int n, double scale, int64_t *sums) {
-    for (int i = 0; i < n; i++) sums[i] = wrapping_add(sums[i], round_to_int64((double)x[i] * scale));
-}
-
 #if FLUX_HAVE_X86
 FLUX_TARGET_AVX2
 static void block_max_avx2(const float *x, int n, float *max_abs, int *nonfinite) {
@@ -69,19 +65,6 @@ static void block_max_avx2(const float *x, int n, float *max_abs, int *nonfinite
     *nonfinite = anybad;
 }
 
-FLUX_TARGET_AVX2
-static void accumulate_avx2(const float *x, int n, double scale, int64_t *sums) {
-    const __m256d s = _mm256_set1_pd(scale), mg = _mm256_set1_pd(magic);
-    const __m256i base = _mm256_castpd_si256(mg);
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), s);  // exact: a power-of-two scale
-        __m256i q = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, mg)), base);
-        __m256i acc = _mm256_loadu_si256((const __m256i *)(sums + i));
-        _mm256_storeu_si256((__m256i *)(sums + i), _mm256_add_epi64(acc, q));
-    }
-    for (; i < n; i++) sums[i] = wrapping_add(sums[i], round_to_int64((double)x[i] * scale));
-}
 #endif
 
 // Packed 56-bit integers: 7 little-endian bytes each. Writing 8 bytes at packed + 7i in increasing i lets each
@@ -98,17 +81,17 @@ static inline int64_t load56(const uint8_t *p, int last) {
     return (int64_t)(u << 8) >> 8;
 }
 
-static void quantize_pack_portable(const float *const *slots, int nslots, int n, double scale, uint8_t *packed) {
+static void quantize_pack_portable(const float *const *slots, int nslots, long offset, int n, double scale, uint8_t *packed) {
     for (int i = 0; i < n; i++) {
         int64_t sum = 0;
-        for (int s = 0; s < nslots; s++) sum = wrapping_add(sum, round_to_int64((double)slots[s][i] * scale));
+        for (int s = 0; s < nslots; s++) sum = wrapping_add(sum, round_to_int64((double)slots[s][offset + i] * scale));
         store56(packed + 7 * (size_t)i, sum, i == n - 1);
     }
 }
 
 #if FLUX_HAVE_X86
 FLUX_TARGET_AVX2
-static void quantize_pack_avx2(const float *const *slots, int nslots, int n, double scale, uint8_t *packed) {
+static void quantize_pack_avx2(const float *const *slots, int nslots, long offset, int n, double scale, uint8_t *packed) {
     const __m256d sc = _mm256_set1_pd(scale), mg = _mm256_set1_pd(magic);
     const __m256i base = _mm256_castpd_si256(mg);
     int i = 0;
@@ -116,7 +99,7 @@ static void quantize_pack_avx2(const float *const *slots, int nslots, int n, dou
     for (; i + 4 < n; i += 4) {  // strictly before the last element, which gets a 7-byte store below
         __m256i sum = _mm256_setzero_si256();
         for (int s = 0; s < nslots; s++) {
-            __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(slots[s] + i)), sc);
+            __m256d v = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(slots[s] + offset + i)), sc);
             sum = _mm256_add_epi64(sum, _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(v, mg)), base));
         }
         _mm256_storeu_si256((__m256i *)lanes, sum);
@@ -124,17 +107,17 @@ static void quantize_pack_avx2(const float *const *slots, int nslots, int n, dou
     }
     for (; i < n; i++) {
         int64_t sum = 0;
-        for (int s = 0; s < nslots; s++) sum = wrapping_add(sum, round_to_int64((double)slots[s][i] * scale));
+        for (int s = 0; s < nslots; s++) sum = wrapping_add(sum, round_to_int64((double)slots[s][offset + i] * scale));
         store56(packed + 7 * (size_t)i, sum, i == n - 1);
     }
 }
 #endif
 
-void flux_fixed_quantize_pack(const float *const *slots, int nslots, int n, double scale, uint8_t *packed) {
+void flux_fixed_quantize_pack(const float *const *slots, int nslots, long offset, int n, double scale, uint8_t *packed) {
 #if FLUX_HAVE_X86
-    if (flux_dispatch_avx2()) { quantize_pack_avx2(slots, nslots, n, scale, packed); return; }
+    if (flux_dispatch_avx2()) { quantize_pack_avx2(slots, nslots, offset, n, scale, packed); return; }
 #endif
-    quantize_pack_portable(slots, nslots, n, scale, packed);
+    quantize_pack_portable(slots, nslots, offset, n, scale, packed);
 }
 
 void flux_fixed_unpack_convert(const uint8_t *packed, int n, double scale, float *out) {
@@ -146,15 +129,4 @@ void flux_fixed_block_max(const float *x, int n, float *max_abs, int *nonfinite)
     if (flux_dispatch_avx2()) { block_max_avx2(x, n, max_abs, nonfinite); return; }
 #endif
     block_max_portable(x, n, max_abs, nonfinite);
-}
-
-void flux_fixed_accumulate(const float *x, int n, double scale, int64_t *sums) {
-#if FLUX_HAVE_X86
-    if (flux_dispatch_avx2()) { accumulate_avx2(x, n, scale, sums); return; }
-#endif
-    accumulate_portable(x, n, scale, sums);
-}
-
-void flux_fixed_convert(const int64_t *sums, int n, double scale, float *out) {
-    for (int i = 0; i < n; i++) out[i] = (float)((double)sums[i] * scale);
 }

@@ -187,17 +187,13 @@ public enum FixedPointKernels {
         return (m, bad != 0)
     }
 
-    /// sums[i] += round-half-even(x[i] · scale); scale a power of two, |x[i] · scale| < 2^51.
-    public static func accumulate(_ x: UnsafePointer<Float>, count: Int, scale: Double, into sums: UnsafeMutablePointer<Int64>) {
-        flux_fixed_accumulate(x, Int32(count), scale, sums)
-    }
-
-    /// packed[7i ..< 7i+7] = Σ_s round-half-even(slots[s][i] · scale) as a 7-byte little-endian integer (|sum| < 2^55).
+    /// packed[7i ..< 7i+7] = Σ_s round-half-even(slots[s][offset + i] · scale) as a 7-byte little-endian integer
+    /// (|sum| < 2^55), for i in 0..<count.
     public static func quantizeAndPack(
-        _ slots: [UnsafePointer<Float>], count: Int, scale: Double, into packed: UnsafeMutableRawPointer
+        _ slots: [UnsafePointer<Float>?], offset: Int, count: Int, scale: Double, into packed: UnsafeMutableRawPointer
     ) {
-        slots.map { Optional($0) }.withUnsafeBufferPointer { pointers in
-            flux_fixed_quantize_pack(pointers.baseAddress, Int32(slots.count), Int32(count), scale,
+        slots.withUnsafeBufferPointer { pointers in
+            flux_fixed_quantize_pack(pointers.baseAddress, Int32(slots.count), offset, Int32(count), scale,
                                      packed.assumingMemoryBound(to: UInt8.self))
         }
     }
@@ -205,10 +201,5 @@ public enum FixedPointKernels {
     /// out[i] = Float(Double(v) · scale), v the sign-extended 7-byte integer at packed + 7i.
     public static func unpackAndConvert(_ packed: UnsafeRawPointer, count: Int, scale: Double, into out: UnsafeMutablePointer<Float>) {
         flux_fixed_unpack_convert(packed.assumingMemoryBound(to: UInt8.self), Int32(count), scale, out)
-    }
-
-    /// out[i] = Float(Double(sums[i]) · scale).
-    public static func convert(_ sums: UnsafePointer<Int64>, count: Int, scale: Double, into out: UnsafeMutablePointer<Float>) {
-        flux_fixed_convert(sums, Int32(count), scale, out)
     }
 }

@@ -56,41 +56,7 @@ public enum FixedPointGradients {
         exponents.contains { $0 >= nonFiniteExponent || $0.isNaN }
     }
 
-    /// Adds each value's integer on its block's grid to `sums` (exact, wrapping only past `maxSummands` buffers).
-    /// Every block's exponent must bound the block (`mergeExponents` over all buffers) and be finite.
-    public static func accumulate(
-        _ values: UnsafePointer<Float>, count: Int, exponents: UnsafePointer<Float>, into sums: UnsafeMutablePointer<Int64>,
-        precision: Int = precision
-    ) {
-        for block in 0..<blockCount(count) {
-            let exponent = exponents[block]
-            guard exponent > zeroExponent else { continue }  // no nonzero value anywhere in this block
-            let scale = Double(sign: .plus, exponent: precision - Int(exponent), significand: 1)
-            // Exact: x · 2^k is exact in Double (24-bit significand), its magnitude below 2^50; rounded half to even.
-            let start = block * blockSize
-            FixedPointKernels.accumulate(values + start, count: min(count, start + blockSize) - start, scale: scale,
-                                         into: sums + start)
-        }
-    }
-
-    /// Writes each sum back as fp32: Float(Double(sum) · 2^(e − precision)); blocks without a value get zeros.
-    public static func convert(
-        _ sums: UnsafePointer<Int64>, count: Int, exponents: UnsafePointer<Float>, into values: UnsafeMutablePointer<Float>,
-        precision: Int = precision
-    ) {
-        for block in 0..<blockCount(count) {
-            let exponent = exponents[block]
-            let range = (block * blockSize)..<min(count, (block + 1) * blockSize)
-            guard exponent > zeroExponent else {
-                for i in range { values[i] = 0 }
-                continue
-            }
-            let scale = Double(sign: .plus, exponent: Int(exponent) - precision, significand: 1)
-            FixedPointKernels.convert(sums + range.lowerBound, count: range.count, scale: scale, into: values + range.lowerBound)
-        }
-    }
-
-    /// A rank's half of the exact sum in one pass (what `accumulate` over `slots`, then `pack56`, computes): for every
+    /// A rank's half of the exact sum in one pass: for every
     /// value, the sum over `slots` of its integer on its block's grid, written as a 7-byte integer into `packed`
     /// (7 · count bytes); blocks with no nonzero value anywhere get zeros. The sum must fit 56 bits: `precision` =
     /// `precision(summands:)` of the job's slot count.
@@ -100,6 +66,7 @@ public enum FixedPointGradients {
     ) {
         // In increasing block order: a call writes its last element with 7 bytes, the others with 8 that the next
         // element overwrites.
+        let pointers = slots.map { Optional($0) }
         for block in 0..<blockCount(count) {
             let range = (block * blockSize)..<min(count, (block + 1) * blockSize)
             let exponent = exponents[block]
@@ -108,12 +75,13 @@ public enum FixedPointGradients {
                 continue
             }
             let scale = Double(sign: .plus, exponent: precision - Int(exponent), significand: 1)
-            FixedPointKernels.quantizeAndPack(slots.map { $0 + range.lowerBound }, count: range.count, scale: scale,
+            FixedPointKernels.quantizeAndPack(pointers, offset: range.lowerBound, count: range.count, scale: scale,
                                               into: packed + 7 * range.lowerBound)
         }
     }
 
-    /// `unpack56` then `convert` in one pass: each 7-byte sum of `packed` back to fp32 on its block's grid.
+    /// Each 7-byte sum of `packed` back to fp32 on its block's grid: Float(Double(sum) · 2^(e − precision)); blocks
+    /// without a value get zeros.
     public static func convertPacked(
         _ packed: UnsafeRawPointer, count: Int, exponents: UnsafePointer<Float>, precision: Int,
         into values: UnsafeMutablePointer<Float>
@@ -128,31 +96,6 @@ public enum FixedPointGradients {
             let scale = Double(sign: .plus, exponent: Int(exponent) - precision, significand: 1)
             FixedPointKernels.unpackAndConvert(packed + 7 * range.lowerBound, count: range.count, scale: scale,
                                                into: values + range.lowerBound)
-        }
-    }
-
-    /// Writes `count` sums, each in −2^55 ..< 2^55, as 7-byte little-endian two's-complement integers (the ring's
-    /// int56 elements) into `bytes` (7 · count bytes).
-    public static func pack56(_ sums: UnsafePointer<Int64>, count: Int, into bytes: UnsafeMutableRawPointer) {
-        // Eight bytes a store, in order: each element's 8th byte is overwritten by the next element's first.
-        for i in 0..<max(0, count - 1) { bytes.storeBytes(of: UInt64(bitPattern: sums[i]), toByteOffset: 7 * i, as: UInt64.self) }
-        if count > 0 {
-            let last = UInt64(bitPattern: sums[count - 1])
-            for k in 0..<7 {
-                bytes.storeBytes(of: UInt8(truncatingIfNeeded: last >> (8 * UInt64(k))), toByteOffset: 7 * (count - 1) + k, as: UInt8.self)
-            }
-        }
-    }
-
-    /// Reads `count` 7-byte integers written by `pack56` (or summed by the ring), sign-extended to Int64.
-    public static func unpack56(_ bytes: UnsafeRawPointer, count: Int, into sums: UnsafeMutablePointer<Int64>) {
-        for i in 0..<max(0, count - 1) {
-            sums[i] = Int64(bitPattern: bytes.loadUnaligned(fromByteOffset: 7 * i, as: UInt64.self) << 8) >> 8
-        }
-        if count > 0 {
-            var last: UInt64 = 0
-            for k in 0..<7 { last |= UInt64(bytes.load(fromByteOffset: 7 * (count - 1) + k, as: UInt8.self)) << (8 * UInt64(k)) }
-            sums[count - 1] = Int64(bitPattern: last << 8) >> 8
         }
     }
 }

@@ -57,7 +57,6 @@ public final class LocalReducer: ExactGradientReducer {
     public init() {}
     public func allReduce(gradients: UnsafeMutablePointer<Float>, count: Int, totals: inout StepTotals) throws(ReductionError) {}
     public func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(ReductionError) {}
-    public func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError) {}
     public func allReduceSum(packed56 bytes: UnsafeMutableRawBufferPointer) throws(ReductionError) {}
 }
 
@@ -66,9 +65,8 @@ public final class LocalReducer: ExactGradientReducer {
 public protocol ExactGradientReducer: GradientReducer {
     /// Replaces `values` on every rank by the element-wise maximum over the ranks.
     func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(ReductionError)
-    /// Replaces `values` on every rank by the element-wise (wrapping) integer sum over the ranks.
-    func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError)
-    /// The same for 7-byte little-endian integers (`FixedPointGradients.pack56`), summed modulo 2^56.
+    /// Replaces the 7-byte little-endian two's-complement integers of `bytes` (`FixedPointGradients.quantizeAndPack`)
+    /// on every rank by their element-wise sum over the ranks, modulo 2^56.
     func allReduceSum(packed56 bytes: UnsafeMutableRawBufferPointer) throws(ReductionError)
 }
 

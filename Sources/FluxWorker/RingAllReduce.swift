@@ -37,12 +37,8 @@ public final class RingAllReduce: ExactGradientReducer {
         try translating { () throws(CollectiveError) in try communicator.allReduce(values, op: .max) }
     }
 
-    /// The fixed-point gradients of `.exact` reduction: an integer sum (exact, order-free), 8 bytes an element.
-    public func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError) {
-        try translating { () throws(CollectiveError) in try communicator.allReduce(values) }
-    }
-
-    /// The same, packed: 7 bytes an element (what `Trainer` sends, so exact stays under twice fp32's bytes).
+    /// The fixed-point gradients of `.exact` reduction: an integer sum (exact, order-free) of 7-byte integers, so
+    /// exact sends less than twice fp32's bytes.
     public func allReduceSum(packed56 bytes: UnsafeMutableRawBufferPointer) throws(ReductionError) {
         try translating { () throws(CollectiveError) in try communicator.allReduce(packed56: bytes) }
     }

@@ -68,13 +68,6 @@ import Testing
             for i in values.indices { values[i] = result[i] }
         }
 
-        func allReduceSum(_ values: UnsafeMutableBufferPointer<Int64>) throws(ReductionError) {
-            let result = group.exchange(Array(values), rank: rank) { all in
-                (0..<all[0].count).map { i in all.reduce(Int64(0)) { $0 &+ $1[i] } }
-            }
-            for i in values.indices { values[i] = result[i] }
-        }
-
         /// As the ring does it: 7-byte integers summed modulo 2^56 (through `unpack56`/`pack56`).
         func allReduceSum(packed56 bytes: UnsafeMutableRawBufferPointer) throws(ReductionError) {
             let count = bytes.count / 7

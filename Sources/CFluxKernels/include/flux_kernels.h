@@ -81,13 +81,10 @@ void flux_scale_shift(int rows, int cols, const float *x, int ldx, const float *
 /// Fixed-point passes of the exact gradient reduction (issue 12). max_abs: the largest |x| of x[0..<n] among finite
 /// values; nonfinite: 1 when some x is NaN or infinite.
 void flux_fixed_block_max(const float *x, int n, float *max_abs, int *nonfinite);
-/// sums[i] += round_half_even(x[i] · scale) for |x[i] · scale| < 2^51 (scale a power of two).
-void flux_fixed_accumulate(const float *x, int n, double scale, int64_t *sums);
-/// out[i] = (float)((double)sums[i] · scale).
-void flux_fixed_convert(const int64_t *sums, int n, double scale, float *out);
-/// The sum over the `nslots` buffers of round_half_even(slots[s][i] · scale), written as a 7-byte little-endian
-/// two's-complement integer at packed + 7i (the sum must lie in −2^55 ..< 2^55). One pass: no int64 buffer.
-void flux_fixed_quantize_pack(const float *const *slots, int nslots, int n, double scale, uint8_t *packed);
+/// The sum over the `nslots` buffers of round_half_even(slots[s][offset + i] · scale) (scale a power of two), written
+/// as a 7-byte little-endian two's-complement integer at packed + 7i (the sum must lie in −2^55 ..< 2^55). One pass:
+/// no int64 buffer.
+void flux_fixed_quantize_pack(const float *const *slots, int nslots, long offset, int n, double scale, uint8_t *packed);
 /// out[i] = (float)((double)v · scale), v the sign-extended 7-byte integer at packed + 7i.
 void flux_fixed_unpack_convert(const uint8_t *packed, int n, double scale, float *out);
 

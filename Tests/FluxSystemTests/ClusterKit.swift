@@ -73,6 +73,17 @@ final class TestCluster {
         return result
     }
 
+    /// The last rank of the job's first generation (not rank 0, which reports progress), as its `generation` event
+    /// lists the members in rank order.
+    func lastRankOfFirstGeneration(_ job: JobID) throws -> WorkerInfo {
+        let members = try client.events(job).first { $0.kind == "generation" }?.text ?? ""
+        let ranked = try client.workers().compactMap { worker in
+            members.range(of: worker.workerID.rawValue).map { (worker, $0.lowerBound) }
+        }
+        guard let last = ranked.max(by: { $0.1 < $1.1 })?.0 else { throw KitError("no member of \(job) in '\(members)'") }
+        return last
+    }
+
     func logs() -> String {
         let folder = directory.appendingPathComponent("logs")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []

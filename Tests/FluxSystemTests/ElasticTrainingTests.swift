@@ -44,10 +44,7 @@ extension SystemTests {
             }
             let workers = try cluster.client.workers()
             let pids = Dictionary(uniqueKeysWithValues: workers.map { ($0.workerID, Int32($0.pid ?? 0)) })
-            // The last rank of generation 1 (not rank 0, which reports progress).
-            let members = try cluster.client.events(job).first { $0.kind == "generation" }?.text ?? ""
-            let victim = workers.map(\.workerID).filter { members.contains($0.rawValue) }
-                .max { members.range(of: $0.rawValue)!.lowerBound < members.range(of: $1.rawValue)!.lowerBound }!
+            let victim = try cluster.lastRankOfFirstGeneration(job).workerID
             let victimPID = pids[victim]!
             #expect(kill(victimPID, SIGKILL) == 0)
             try cluster.waitForSuccess(job, within: 180)
@@ -62,6 +59,10 @@ extension SystemTests {
             #expect(events.contains { $0.kind == "recovered" }, "\(events.map(\.text))")
             let status = try BuiltTool.run("fluxctl", ["status", job.rawValue, "--state-dir", cluster.directory.path])
             #expect(status.stdout.contains("recoveries: ") && status.stdout.contains(", p50 ") && status.stdout.contains(" p95 "), "\(status.stdout)")
+            let json = try BuiltTool.run("fluxctl", ["status", job.rawValue, "--json", "--state-dir", cluster.directory.path])
+            let object = (try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8))) as? [String: Any] ?? [:]
+            #expect((object["recoveries"] as? Int ?? 0) >= 1 && object["recovery_p50_seconds"] is Double
+                    && object["recovery_p95_seconds"] is Double, "\(json.stdout)")
             // No survivor restarted: the same processes are alive.
             for (worker, pid) in pids where worker != victim {
                 #expect(LocalCluster.isAlive(pid), "survivor \(worker) (pid \(pid)) is not running")
@@ -157,10 +158,8 @@ extension SystemTests {
                 let status = try cluster.status(job)
                 return status.workers == 3 && status.done >= 6
             }
-            let members = try cluster.client.events(job).first { $0.kind == "generation" }?.text ?? ""
             let workers = try cluster.client.workers()
-            let leaver = try #require(workers.filter { members.contains($0.workerID.rawValue) }
-                .max { members.range(of: $0.workerID.rawValue)!.lowerBound < members.range(of: $1.workerID.rawValue)!.lowerBound })
+            let leaver = try cluster.lastRankOfFirstGeneration(job)
             let pid = Int32(leaver.pid ?? 0)
             let others = workers.filter { $0.workerID != leaver.workerID }.map { Int32($0.pid ?? 0) }
             #expect(kill(pid, SIGTERM) == 0)

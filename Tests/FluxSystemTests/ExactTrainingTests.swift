@@ -36,6 +36,12 @@ extension SystemTests {
                     "\(status.message ?? "")\n\(events.map { "\($0.kind): \($0.text)" }.joined(separator: "\n"))\n\(cluster.logs())")
             let hashes = try cluster.client.hashes(job)
             #expect(hashes.mismatches.isEmpty)
+            // `fluxctl events --hashes` lists them among the events, one `step_hash` a step.
+            let listed = try BuiltTool.run("fluxctl", ["events", job.rawValue, "--hashes", "--json", "--state-dir", cluster.directory.path])
+            let rows = (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8))) as? [[String: Any]] ?? []
+            let stepHashes = rows.filter { $0["kind"] as? String == "step_hash" }.compactMap { $0["text"] as? String }
+            #expect(stepHashes.count == steps && stepHashes.contains("step 1: sha256 \(hashes.hashes[0].sha256)"),
+                    "\(listed.stderr)\(stepHashes.prefix(2))")
             return (bits(try cluster.finalParameters(job)), hashes.hashes)
         }
 
@@ -64,10 +70,7 @@ extension SystemTests {
                 let status = try cluster.status(job)
                 return status.workers == 3 && status.done >= 8
             }
-            let members = try cluster.client.events(job).first { $0.kind == "generation" }?.text ?? ""
-            let workers = try cluster.client.workers()
-            let victim = try #require(workers.filter { members.contains($0.workerID.rawValue) }
-                .max { members.range(of: $0.workerID.rawValue)!.lowerBound < members.range(of: $1.workerID.rawValue)!.lowerBound })
+            let victim = try cluster.lastRankOfFirstGeneration(job)
             #expect(kill(Int32(victim.pid ?? 0), SIGKILL) == 0)
             try cluster.waitForSuccess(job, within: 180)
             #expect(try cluster.client.events(job).contains { $0.kind == "rollback" })

@@ -37,9 +37,12 @@ public struct ChaosPlan: Sendable, Equatable {
     /// The faults, by step (ties keep the order given).
     public let faults: [ChaosFault]
 
-    /// Resolves `requested` for a job of `totalSteps` steps: a random step is drawn from `seed`, uniformly in
-    /// 2…total−1 (a fault needs a step before it to recover from and one after it to recover to).
-    public init(_ requested: [(ChaosFault.Kind, Step)], totalSteps: Int, seed: UInt64) throws(ChaosError) {
+    /// Resolves `requested` for a job of `totalSteps` steps on `workers` workers: a random step is drawn from `seed`,
+    /// uniformly in 2…total−1 (a fault needs a step before it to recover from and one after it to recover to). Faults
+    /// that would leave the job without a worker are refused.
+    public init(
+        _ requested: [(ChaosFault.Kind, Step)], totalSteps: Int, workers: Int, seed: UInt64
+    ) throws(ChaosError) {
         var random = SplitMix64(seed: seed)
         var faults: [ChaosFault] = []
         for (kind, step) in requested {
@@ -55,11 +58,19 @@ public struct ChaosPlan: Sendable, Equatable {
             }
         }
         self.faults = faults.enumerated().sorted { ($0.element.step, $0.offset) < ($1.element.step, $1.offset) }.map(\.element)
+        var running = workers
+        for fault in self.faults {
+            switch fault.kind {
+            case .addWorker: running += 1
+            case .killWorker, .stopWorker: running -= 1
+            case .killCoordinator: break
+            }
+            if running < 1 { throw .noWorkersLeft(fault: fault.description, workers: workers) }
+        }
     }
 
-    /// Workers added minus workers taken away, at the most.
+    /// Workers the faults start.
     public var addedWorkers: Int { faults.filter { $0.kind == .addWorker }.count }
-    public var removedWorkers: Int { faults.filter { $0.kind == .killWorker || $0.kind == .stopWorker }.count }
 }
 
 /// How two runs' step hashes compare over steps 1…total.
@@ -114,6 +125,7 @@ public struct HashComparison: Sendable, Equatable {
 public enum ChaosError: Error, CustomStringConvertible, Equatable {
     case stepOutOfRange(fault: String, step: Int, total: Int)
     case noVictim(fault: String, step: Int)
+    case noWorkersLeft(fault: String, workers: Int)
     case runFailed(run: String, reason: String)
 
     public var description: String {
@@ -124,6 +136,8 @@ public enum ChaosError: Error, CustomStringConvertible, Equatable {
                 : "--\(fault) \(step): a fault's step must be 1…\(total - 1) (the job has \(total) steps)"
         case let .noVictim(fault, step):
             "--\(fault) at step \(step): no worker of the job's ring is running (were they all taken away?)"
+        case let .noWorkersLeft(fault, workers):
+            "\(fault) would leave the job without workers (it starts with \(workers); give more --workers)"
         case let .runFailed(run, reason): "the \(run) run failed: \(reason)"
         }
     }

@@ -59,14 +59,7 @@ struct ChaosCommand: ParsableCommand {
             }
             let requested = killWorker.map { (ChaosFault.Kind.killWorker, $0) } + addWorker.map { (.addWorker, $0) }
                 + stopWorker.map { (.stopWorker, $0) } + killCoordinator.map { (.killCoordinator, $0) }
-            let plan = try ChaosPlan(requested, totalSteps: total, seed: seed)
-            var alive = workers
-            for fault in plan.faults {
-                alive += fault.kind == .addWorker ? 1 : fault.kind == .killCoordinator ? 0 : -1
-                guard alive >= 1 else {
-                    throw ValidationError("\(fault) would leave the job without workers (start with more --workers)")
-                }
-            }
+            let plan = try ChaosPlan(requested, totalSteps: total, workers: workers, seed: seed)
             spec.stepHashes = true
             spec.workers = JobSpec.WorkerRange(min: 1, max: min(JobSpec.maxWorkers, workers + plan.addedWorkers))
             let base = URL(fileURLWithPath: workDir ?? FileManager.default.temporaryDirectory
@@ -214,7 +207,6 @@ struct ChaosRunner {
         var job: JobID
         var status: JobStatus
         var hashes: HashesReply
-        var events: [JobEvent]
         var injected: [Injected]
         var seconds: Double
     }
@@ -282,7 +274,7 @@ struct ChaosRunner {
         }
         let seconds = Date().timeIntervalSince(start)
         say(String(format: "%@: %@ succeeded in %.1f s, %d step hashes", label, job.rawValue, seconds, hashes.hashes.count))
-        return Outcome(job: job, status: status, hashes: hashes, events: events, injected: injected, seconds: seconds)
+        return Outcome(job: job, status: status, hashes: hashes, injected: injected, seconds: seconds)
     }
 
     /// Fires one fault; returns what it did.

@@ -13,24 +13,34 @@ import Testing
 
     @Test func plan_givenSteps_sortedByStep_tiesInTheOrderGiven() throws {
         let plan = try ChaosPlan([(.killCoordinator, .at(9)), (.killWorker, .at(4)), (.addWorker, .at(9))],
-                                 totalSteps: 20, seed: 1)
+                                 totalSteps: 20, workers: 2, seed: 1)
         #expect(plan.faults == [ChaosFault(.killWorker, at: 4), ChaosFault(.killCoordinator, at: 9),
                                 ChaosFault(.addWorker, at: 9)])
-        #expect(plan.addedWorkers == 1 && plan.removedWorkers == 1)
+        #expect(plan.addedWorkers == 1)
+    }
+
+    @Test func plan_faultsThatLeaveNoWorker_refused_inTheOrderTheyFire() throws {
+        // 2 workers: a kill at 3 and a stop at 9 would leave none, unless a worker is added between them.
+        #expect(throws: ChaosError.noWorkersLeft(fault: "stop-worker@9", workers: 2)) {
+            try ChaosPlan([(.stopWorker, .at(9)), (.killWorker, .at(3))], totalSteps: 20, workers: 2, seed: 1)
+        }
+        #expect(try ChaosPlan([(.stopWorker, .at(9)), (.killWorker, .at(3)), (.addWorker, .at(5))], totalSteps: 20,
+                              workers: 2, seed: 1).faults.count == 3)
+        #expect(try ChaosPlan([(.killCoordinator, .at(4))], totalSteps: 20, workers: 1, seed: 1).faults.count == 1)
     }
 
     @Test func plan_randomSteps_sameSeedSameSteps_withinTheJob() throws {
         let requested: [(ChaosFault.Kind, ChaosPlan.Step)] = Array(repeating: (.killWorker, .random), count: 50)
-        let a = try ChaosPlan(requested, totalSteps: 30, seed: 7), b = try ChaosPlan(requested, totalSteps: 30, seed: 7)
+        let a = try ChaosPlan(requested, totalSteps: 30, workers: 60, seed: 7), b = try ChaosPlan(requested, totalSteps: 30, workers: 60, seed: 7)
         #expect(a == b)
         #expect(a.faults.allSatisfy { (2...29).contains($0.step) })
         #expect(Set(a.faults.map(\.step)).count > 10, "drawn, not constant")
-        #expect(try ChaosPlan(requested, totalSteps: 30, seed: 8) != a)
+        #expect(try ChaosPlan(requested, totalSteps: 30, workers: 60, seed: 8) != a)
     }
 
     @Test func plan_stepOutsideTheJob_namesTheFaultAndTheRange() {
         #expect(throws: ChaosError.stepOutOfRange(fault: "kill-worker", step: 20, total: 20)) {
-            try ChaosPlan([(.killWorker, .at(20))], totalSteps: 20, seed: 1)
+            try ChaosPlan([(.killWorker, .at(20))], totalSteps: 20, workers: 2, seed: 1)
         }
         let text = "\(ChaosError.stepOutOfRange(fault: "kill-worker", step: 20, total: 20))"
         #expect(text.contains("--kill-worker 20") && text.contains("1…19"))
